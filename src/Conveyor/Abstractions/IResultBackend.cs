@@ -1,0 +1,108 @@
+namespace Conveyor;
+
+/// <summary>
+/// Stores task states and results, and group metadata, in machinery's JSON (key = task or group id).
+/// </summary>
+public interface IResultBackend : IAsyncDisposable
+{
+    /// <summary>What this backend supports.</summary>
+    ResultBackendCapabilities Capabilities { get; }
+
+    /// <summary>
+    /// Stores a task's state. A backend keeps the <see cref="TaskStateRecord.CreatedAt"/> of an existing record
+    /// (as machinery does) and applies its result expiry.
+    /// </summary>
+    /// <param name="state">The state.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when the state is stored.</returns>
+    ValueTask SetStateAsync(TaskStateRecord state, CancellationToken cancellationToken = default);
+
+    /// <summary>Reads a task's state.</summary>
+    /// <param name="taskId">The task id.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The state, or <see langword="null"/> when none is stored (unknown or expired).</returns>
+    ValueTask<TaskStateRecord?> GetStateAsync(string taskId, CancellationToken cancellationToken = default);
+
+    /// <summary>Reads several tasks' states in one round trip.</summary>
+    /// <param name="taskIds">The task ids.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The states, in the order of <paramref name="taskIds"/>; <see langword="null"/> where none is stored.</returns>
+    ValueTask<IReadOnlyList<TaskStateRecord?>> GetStatesAsync(IReadOnlyList<string> taskIds, CancellationToken cancellationToken = default);
+
+    /// <summary>Stores a group's metadata (its member ids in member order).</summary>
+    /// <param name="meta">The group meta.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when it is stored.</returns>
+    ValueTask InitGroupAsync(GroupMeta meta, CancellationToken cancellationToken = default);
+
+    /// <summary>Reads a group's metadata.</summary>
+    /// <param name="groupId">The group id.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The meta, or <see langword="null"/>.</returns>
+    ValueTask<GroupMeta?> GetGroupMetaAsync(string groupId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Records, in one atomic operation, that a member of a group reached its final state, and returns the group's
+    /// progress. Idempotent per member: recording the same member twice (a redelivered message) counts it once and
+    /// says so in <see cref="GroupCompletion.IsFirstCompletion"/>. This is O(1): no lock, no read of other members.
+    /// </summary>
+    /// <param name="groupId">The group id.</param>
+    /// <param name="taskId">The member's task id.</param>
+    /// <param name="succeeded">Whether the member succeeded.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The group's progress after this member.</returns>
+    ValueTask<GroupCompletion> CompleteGroupMemberAsync(string groupId, string taskId, bool succeeded, CancellationToken cancellationToken = default);
+
+    /// <summary>Marks a chord's callback as published (machinery's <c>ChordTriggered</c>).</summary>
+    /// <param name="groupId">The group id.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when the mark is stored.</returns>
+    ValueTask MarkChordTriggeredAsync(string groupId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Waits until a task's state may have changed, or until <paramref name="maxWait"/> passes. A backend with
+    /// <see cref="ResultBackendCapabilities.ChangeNotifications"/> returns as soon as the state is written; others
+    /// just wait, and the caller polls.
+    /// </summary>
+    /// <param name="taskId">The task id.</param>
+    /// <param name="maxWait">The longest to wait.</param>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    /// <returns>A task that completes when the caller should read the state again.</returns>
+    ValueTask WaitForChangeAsync(string taskId, TimeSpan maxWait, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes a task's state.</summary>
+    /// <param name="taskId">The task id.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when it is deleted.</returns>
+    ValueTask DeleteStateAsync(string taskId, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes a group's metadata and completion record.</summary>
+    /// <param name="groupId">The group id.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when it is deleted.</returns>
+    ValueTask DeleteGroupAsync(string groupId, CancellationToken cancellationToken = default);
+}
+
+/// <summary>What a result backend supports.</summary>
+[Flags]
+public enum ResultBackendCapabilities
+{
+    /// <summary>Nothing beyond storing and reading.</summary>
+    None = 0,
+
+    /// <summary>Waiting for a result is pushed (no polling).</summary>
+    ChangeNotifications = 1,
+
+    /// <summary>Results expire after a time to live.</summary>
+    ResultExpiry = 2,
+
+    /// <summary>Several processes (or machines) can share the backend.</summary>
+    Distributed = 4,
+}
+
+/// <summary>A group's progress after a member completed.</summary>
+/// <param name="Completed">Members that reached a final state.</param>
+/// <param name="Failed">Members that failed.</param>
+/// <param name="IsFirstCompletion">Whether this call recorded the member for the first time.</param>
+/// <param name="ChordTriggered">Whether the chord callback was already marked as published.</param>
+public readonly record struct GroupCompletion(int Completed, int Failed, bool IsFirstCompletion, bool ChordTriggered);

@@ -1,0 +1,197 @@
+using System.Diagnostics;
+using Conveyor.Diagnostics;
+using Conveyor.Serialization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Conveyor;
+
+/// <summary>
+/// Publishes tasks, groups, chords and chains, and reads their results (machinery's <c>Server</c>, as an async
+/// client). Thread-safe; make one per process.
+/// </summary>
+public sealed class ConveyorClient
+{
+    private readonly ILogger _logger;
+
+    /// <summary>Creates a client.</summary>
+    /// <param name="broker">Where tasks are published.</param>
+    /// <param name="backend">Where states and results are stored.</param>
+    /// <param name="options">Settings; defaults when <see langword="null"/>.</param>
+    /// <param name="timeProvider">The clock; the system clock when <see langword="null"/>.</param>
+    /// <param name="loggerFactory">Logging; none when <see langword="null"/>.</param>
+    /// <param name="diagnostics">Metrics; a process-wide instance when <see langword="null"/>.</param>
+    public ConveyorClient(
+        IBroker broker,
+        IResultBackend backend,
+        ConveyorClientOptions? options = null,
+        TimeProvider? timeProvider = null,
+        ILoggerFactory? loggerFactory = null,
+        ConveyorDiagnostics? diagnostics = null)
+    {
+        ArgumentNullException.ThrowIfNull(broker);
+        ArgumentNullException.ThrowIfNull(backend);
+        Broker = broker;
+        Backend = backend;
+        Options = options ?? new ConveyorClientOptions();
+        TimeProvider = timeProvider ?? TimeProvider.System;
+        Diagnostics = diagnostics ?? ConveyorDiagnostics.Shared;
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<ConveyorClient>();
+    }
+
+    /// <summary>The broker.</summary>
+    public IBroker Broker { get; }
+
+    /// <summary>The result backend.</summary>
+    public IResultBackend Backend { get; }
+
+    /// <summary>The settings.</summary>
+    public ConveyorClientOptions Options { get; }
+
+    /// <summary>The clock.</summary>
+    public TimeProvider TimeProvider { get; }
+
+    /// <summary>The metrics.</summary>
+    public ConveyorDiagnostics Diagnostics { get; }
+
+    /// <summary>Publishes a task. Its state is PENDING once this returns.</summary>
+    /// <param name="signature">The task.</param>
+    /// <param name="cancellationToken">Cancels the publish.</param>
+    /// <returns>A handle to the task's result.</returns>
+    public async ValueTask<AsyncResult> SendAsync(Signature signature, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(signature);
+        await PublishAsync(signature, cancellationToken).ConfigureAwait(false);
+        return new AsyncResult(signature, this);
+    }
+
+    /// <summary>Publishes a group: records the group's members, then publishes them in parallel.</summary>
+    /// <param name="group">The group.</param>
+    /// <param name="sendConcurrency">How many to publish at once; 0 uses <see cref="ConveyorClientOptions.GroupSendConcurrency"/>.</param>
+    /// <param name="cancellationToken">Cancels the publish.</param>
+    /// <returns>Handles to the members' results.</returns>
+    public async ValueTask<GroupResult> SendGroupAsync(TaskGroup group, int sendConcurrency = 0, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        await Backend.InitGroupAsync(
+            new GroupMeta
+            {
+                GroupId = group.GroupId,
+                TaskIds = [.. group.Tasks.Select(t => t.Id)],
+                CreatedAt = TimeProvider.GetUtcNow(),
+            },
+            cancellationToken).ConfigureAwait(false);
+
+        var concurrency = sendConcurrency > 0 ? sendConcurrency : Options.GroupSendConcurrency;
+        await Parallel.ForEachAsync(
+            group.Tasks,
+            new ParallelOptions { MaxDegreeOfParallelism = concurrency > 0 ? concurrency : -1, CancellationToken = cancellationToken },
+            async (task, ct) => await PublishAsync(task, ct).ConfigureAwait(false)).ConfigureAwait(false);
+
+        return new GroupResult(group.GroupId, [.. group.Tasks.Select(t => new AsyncResult(t, this))]);
+    }
+
+    /// <summary>Publishes a chord: its group now, its callback when every member has succeeded.</summary>
+    /// <param name="chord">The chord.</param>
+    /// <param name="sendConcurrency">How many members to publish at once; 0 uses the client's setting.</param>
+    /// <param name="cancellationToken">Cancels the publish.</param>
+    /// <returns>Handles to the members' and the callback's results.</returns>
+    public async ValueTask<ChordResult> SendChordAsync(Chord chord, int sendConcurrency = 0, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(chord);
+        var group = await SendGroupAsync(chord.Group, sendConcurrency, cancellationToken).ConfigureAwait(false);
+        return new ChordResult(group, new AsyncResult(chord.Callback, this));
+    }
+
+    /// <summary>Publishes a chain: its first task now, each next one when the previous succeeds.</summary>
+    /// <param name="chain">The chain.</param>
+    /// <param name="cancellationToken">Cancels the publish.</param>
+    /// <returns>Handles to every task's result.</returns>
+    public async ValueTask<ChainResult> SendChainAsync(Chain chain, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(chain);
+        await PublishAsync(chain.Tasks[0], cancellationToken).ConfigureAwait(false);
+        return new ChainResult([.. chain.Tasks.Select(t => new AsyncResult(t, this))]);
+    }
+
+    /// <summary>Gets a handle to a task's result by id (for a task published elsewhere).</summary>
+    /// <param name="taskId">The task id.</param>
+    /// <returns>The handle.</returns>
+    public AsyncResult GetResult(string taskId)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        return new AsyncResult(new Signature { Id = taskId }, this);
+    }
+
+    /// <summary>Runs the pre-publish hook, records PENDING and publishes; the publish span carries the trace context.</summary>
+    internal async ValueTask PublishAsync(Signature signature, CancellationToken cancellationToken)
+    {
+        if (signature.Id.Length == 0)
+        {
+            signature.Id = TaskIds.NewTaskId();
+        }
+
+        if (string.IsNullOrEmpty(signature.RoutingKey))
+        {
+            signature.RoutingKey = Options.DefaultQueue;
+        }
+
+        _ = signature.Headers; // machinery publishes "Headers":{} at the top level
+        using var activity = ConveyorDiagnostics.ActivitySource.StartActivity($"publish {signature.RoutingKey}", ActivityKind.Producer);
+        if (activity is not null)
+        {
+            activity.SetTag("messaging.system", "conveyor");
+            activity.SetTag("messaging.operation.type", "send");
+            activity.SetTag("messaging.destination.name", signature.RoutingKey);
+            activity.SetTag("messaging.message.id", signature.Id);
+            activity.SetTag("conveyor.task.name", signature.Name);
+            ConveyorDiagnostics.InjectContext(activity, signature);
+        }
+
+        if (Options.BeforePublish is { } hook)
+        {
+            await hook(signature, cancellationToken).ConfigureAwait(false);
+        }
+
+        await Backend.SetStateAsync(
+            new TaskStateRecord { TaskId = signature.Id, TaskName = signature.Name, State = TaskState.Pending, CreatedAt = TimeProvider.GetUtcNow() },
+            cancellationToken).ConfigureAwait(false);
+
+        var body = WireFormat.SerializeSignature(signature);
+        await Broker.PublishAsync(
+            new OutgoingMessage(signature.Id, signature.RoutingKey, body)
+            {
+                Eta = signature.Eta is { } eta && eta > TimeProvider.GetUtcNow() ? eta : null,
+                Priority = signature.Priority,
+                Headers = signature.HeadersOrNull,
+            },
+            cancellationToken).ConfigureAwait(false);
+
+        Diagnostics.Published.Add(1, new KeyValuePair<string, object?>("messaging.destination.name", signature.RoutingKey));
+        Log.TaskPublished(_logger, signature.Name, signature.Id, signature.RoutingKey);
+    }
+
+    /// <summary>Waits for a task's final state, polling with a growing interval unless the backend pushes changes.</summary>
+    internal async ValueTask<TaskStateRecord> WaitForCompletionAsync(string taskId, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var started = TimeProvider.GetTimestamp();
+        var interval = TimeSpan.FromMilliseconds(1);
+        while (true)
+        {
+            var state = await Backend.GetStateAsync(taskId, cancellationToken).ConfigureAwait(false);
+            if (state is { IsCompleted: true })
+            {
+                return state;
+            }
+
+            var remaining = timeout == Timeout.InfiniteTimeSpan ? interval : timeout - TimeProvider.GetElapsedTime(started);
+            if (remaining <= TimeSpan.Zero)
+            {
+                throw new TimeoutException($"Task {taskId} did not finish within {timeout} (last state: {state?.State.ToWireName() ?? "none"}).");
+            }
+
+            await Backend.WaitForChangeAsync(taskId, remaining < interval ? remaining : interval, cancellationToken).ConfigureAwait(false);
+            interval = TimeSpan.FromTicks(Math.Min(interval.Ticks * 2, Options.MaxResultPollInterval.Ticks));
+        }
+    }
+}

@@ -1,0 +1,52 @@
+using Microsoft.Extensions.Logging;
+
+namespace Conveyor.Diagnostics;
+
+/// <summary>Conveyor's log messages. Event ids are stable: renaming or renumbering one is a breaking change.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(1000, LogLevel.Information, "Worker {WorkerName} consuming queue {Queue} with concurrency {Concurrency} and prefetch {Prefetch}")]
+    public static partial void WorkerStarted(ILogger logger, string workerName, string queue, int concurrency, int prefetch);
+
+    [LoggerMessage(1001, LogLevel.Information, "Worker {WorkerName} stopping: {InFlight} task(s) in flight, grace period {GracePeriod}")]
+    public static partial void WorkerStopping(ILogger logger, string workerName, int inFlight, TimeSpan gracePeriod);
+
+    [LoggerMessage(1002, LogLevel.Information, "Worker {WorkerName} stopped")]
+    public static partial void WorkerStopped(ILogger logger, string workerName);
+
+    [LoggerMessage(1003, LogLevel.Warning, "Worker {WorkerName}: the grace period ended with {InFlight} task(s) still running; they were canceled and handed back")]
+    public static partial void GracePeriodExceeded(ILogger logger, string workerName, int inFlight);
+
+    [LoggerMessage(1004, LogLevel.Error, "Worker {WorkerName}: the broker consumer failed; reconnecting in {Delay}")]
+    public static partial void ConsumerFailed(ILogger logger, Exception exception, string workerName, TimeSpan delay);
+
+    [LoggerMessage(1100, LogLevel.Debug, "Task {TaskName} {TaskId} succeeded in {ElapsedMs} ms")]
+    public static partial void TaskSucceeded(ILogger logger, string taskName, string taskId, double elapsedMs);
+
+    [LoggerMessage(1101, LogLevel.Warning, "Task {TaskName} {TaskId} failed: {Error}")]
+    public static partial void TaskFailed(ILogger logger, Exception? exception, string taskName, string taskId, string error);
+
+    [LoggerMessage(1102, LogLevel.Information, "Task {TaskName} {TaskId} failed ({Error}); retry {Attempt} in {Delay}, {RetriesLeft} left")]
+    public static partial void TaskRetrying(ILogger logger, string taskName, string taskId, string error, int attempt, TimeSpan delay, int retriesLeft);
+
+    [LoggerMessage(1103, LogLevel.Warning, "Task {TaskName} {TaskId} timed out after {Timeout}")]
+    public static partial void TaskTimedOut(ILogger logger, string taskName, string taskId, TimeSpan timeout);
+
+    [LoggerMessage(1104, LogLevel.Error, "Message from queue {Queue} dead-lettered: {Reason}")]
+    public static partial void MessageDeadLettered(ILogger logger, string queue, string reason);
+
+    [LoggerMessage(1105, LogLevel.Warning, "Task {TaskName} {TaskId} is not registered here; handed back with a delay of {Delay}")]
+    public static partial void UnregisteredRequeued(ILogger logger, string taskName, string taskId, TimeSpan delay);
+
+    [LoggerMessage(1106, LogLevel.Error, "Processing a message from queue {Queue} failed; the message is handed back")]
+    public static partial void ProcessingFailed(ILogger logger, Exception exception, string queue);
+
+    [LoggerMessage(1107, LogLevel.Error, "A {Hook} hook threw for task {TaskName} {TaskId}")]
+    public static partial void HookFailed(ILogger logger, Exception exception, string hook, string taskName, string taskId);
+
+    [LoggerMessage(1108, LogLevel.Information, "Chord {GroupId} complete: callback {TaskName} {TaskId} published")]
+    public static partial void ChordTriggered(ILogger logger, string groupId, string taskName, string taskId);
+
+    [LoggerMessage(1200, LogLevel.Debug, "Published task {TaskName} {TaskId} to queue {Queue}")]
+    public static partial void TaskPublished(ILogger logger, string taskName, string taskId, string queue);
+}

@@ -1,0 +1,365 @@
+using System.Text.Json;
+
+namespace Conveyor.Serialization;
+
+/// <summary>
+/// Machinery's signature JSON, read and written by hand on <see cref="Utf8JsonReader"/> and
+/// <see cref="Utf8JsonWriter"/>: an argument's value is typed by its sibling <c>Type</c> field, which a
+/// generated serializer cannot express, and this is the hot path of every publish and every delivery.
+/// </summary>
+internal static class SignatureJson
+{
+    private const int MaxDepth = 64;
+
+    public static void Write(Utf8JsonWriter writer, Signature signature, int depth = 0)
+    {
+        if (depth > MaxDepth)
+        {
+            throw new InvalidOperationException($"Callbacks are nested deeper than {MaxDepth} levels.");
+        }
+
+        writer.WriteStartObject();
+        writer.WriteString("UUID"u8, signature.Id);
+        writer.WriteString("Name"u8, signature.Name);
+        writer.WriteString("RoutingKey"u8, signature.RoutingKey);
+        writer.WritePropertyName("ETA"u8);
+        if (signature.Eta is { } eta)
+        {
+            GoTime.Write(writer, eta);
+        }
+        else
+        {
+            writer.WriteNullValue();
+        }
+
+        writer.WriteString("GroupUUID"u8, signature.GroupId);
+        writer.WriteNumber("GroupTaskCount"u8, signature.GroupTaskCount);
+        writer.WritePropertyName("Args"u8);
+        if (signature.ArgsOrNull is { } args)
+        {
+            writer.WriteStartArray();
+            foreach (var arg in args)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("Name"u8, arg.Name ?? string.Empty);
+                writer.WriteString("Type"u8, arg.Type);
+                writer.WritePropertyName("Value"u8);
+                WireValues.Write(writer, arg.Value);
+                writer.WriteEndObject();
+            }
+
+            writer.WriteEndArray();
+        }
+        else
+        {
+            writer.WriteNullValue();
+        }
+
+        writer.WritePropertyName("Headers"u8);
+        if (signature.HeadersOrNull is { } headers)
+        {
+            writer.WriteStartObject();
+            foreach (var (key, value) in headers)
+            {
+                writer.WritePropertyName(key);
+                WireValues.Write(writer, value);
+            }
+
+            writer.WriteEndObject();
+        }
+        else
+        {
+            writer.WriteNullValue();
+        }
+
+        writer.WriteNumber("Priority"u8, signature.Priority);
+        writer.WriteBoolean("Immutable"u8, signature.Immutable);
+        writer.WriteNumber("RetryCount"u8, signature.RetryCount);
+        writer.WriteNumber("RetryTimeout"u8, signature.RetryTimeout);
+        WriteCallbacks(writer, "OnSuccess"u8, signature.OnSuccessOrNull, depth);
+        WriteCallbacks(writer, "OnError"u8, signature.OnErrorOrNull, depth);
+        writer.WritePropertyName("ChordCallback"u8);
+        if (signature.ChordCallback is { } callback)
+        {
+            Write(writer, callback, depth + 1);
+        }
+        else
+        {
+            writer.WriteNullValue();
+        }
+
+        var extras = signature.WireExtras;
+        writer.WriteString("BrokerMessageGroupId"u8, extras?.BrokerMessageGroupId ?? string.Empty);
+        writer.WriteString("SQSReceiptHandle"u8, extras?.SqsReceiptHandle ?? string.Empty);
+        writer.WriteBoolean("StopTaskDeletionOnError"u8, extras?.StopTaskDeletionOnError ?? false);
+        writer.WriteBoolean("IgnoreWhenTaskNotRegistered"u8, signature.IgnoreWhenTaskNotRegistered);
+        writer.WriteEndObject();
+    }
+
+    // Go writes a nil slice as null; an empty list here is the same as none.
+    private static void WriteCallbacks(Utf8JsonWriter writer, ReadOnlySpan<byte> name, List<Signature>? callbacks, int depth)
+    {
+        writer.WritePropertyName(name);
+        if (callbacks is not { Count: > 0 })
+        {
+            writer.WriteNullValue();
+            return;
+        }
+
+        writer.WriteStartArray();
+        foreach (var callback in callbacks)
+        {
+            Write(writer, callback, depth + 1);
+        }
+
+        writer.WriteEndArray();
+    }
+
+    public static Signature Read(ref Utf8JsonReader reader, int depth = 0)
+    {
+        if (depth > MaxDepth)
+        {
+            throw new JsonException($"Callbacks are nested deeper than {MaxDepth} levels.");
+        }
+
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw new JsonException($"A signature must be a JSON object, not {reader.TokenType}.");
+        }
+
+        var signature = new Signature();
+        string? brokerMessageGroupId = null;
+        string? sqsReceiptHandle = null;
+        var stopTaskDeletionOnError = false;
+        Span<char> name = stackalloc char[32];
+        while (reader.Read())
+        {
+            if (reader.TokenType == JsonTokenType.EndObject)
+            {
+                if (brokerMessageGroupId is { Length: > 0 } || sqsReceiptHandle is { Length: > 0 } || stopTaskDeletionOnError)
+                {
+                    signature.WireExtras = new MachineryWireExtras(brokerMessageGroupId ?? string.Empty, sqsReceiptHandle ?? string.Empty, stopTaskDeletionOnError);
+                }
+
+                return signature;
+            }
+
+            var length = ReadLowerCaseName(ref reader, name);
+            reader.Read();
+            switch (name[..length])
+            {
+                case "uuid": signature.Id = ReadString(ref reader, "UUID"); break;
+                case "name": signature.Name = ReadString(ref reader, "Name"); break;
+                case "routingkey": signature.RoutingKey = ReadString(ref reader, "RoutingKey"); break;
+                case "eta": signature.Eta = reader.TokenType == JsonTokenType.Null ? null : GoTime.Read(ref reader); break;
+                case "groupuuid": signature.GroupId = ReadString(ref reader, "GroupUUID"); break;
+                case "grouptaskcount": signature.GroupTaskCount = ReadInt32(ref reader, "GroupTaskCount"); break;
+                case "args": signature.SetArgs(ReadArgs(ref reader)); break;
+                case "headers": signature.SetHeaders(ReadHeaders(ref reader)); break;
+                case "priority":
+                    var priority = ReadInt32(ref reader, "Priority");
+                    signature.Priority = priority is >= 0 and <= 255 ? (byte)priority : throw new JsonException($"Priority {priority} is outside machinery's uint8 range.");
+                    break;
+                case "immutable": signature.Immutable = ReadBool(ref reader, "Immutable"); break;
+                case "retrycount": signature.RetryCount = ReadInt32(ref reader, "RetryCount"); break;
+                case "retrytimeout": signature.RetryTimeout = ReadInt32(ref reader, "RetryTimeout"); break;
+                case "onsuccess": signature.SetOnSuccess(ReadCallbacks(ref reader, depth)); break;
+                case "onerror": signature.SetOnError(ReadCallbacks(ref reader, depth)); break;
+                case "chordcallback": signature.ChordCallback = reader.TokenType == JsonTokenType.Null ? null : Read(ref reader, depth + 1); break;
+                case "brokermessagegroupid": brokerMessageGroupId = ReadString(ref reader, "BrokerMessageGroupId"); break;
+                case "sqsreceipthandle": sqsReceiptHandle = ReadString(ref reader, "SQSReceiptHandle"); break;
+                case "stoptaskdeletiononerror": stopTaskDeletionOnError = ReadBool(ref reader, "StopTaskDeletionOnError"); break;
+                case "ignorewhentasknotregistered": signature.IgnoreWhenTaskNotRegistered = ReadBool(ref reader, "IgnoreWhenTaskNotRegistered"); break;
+                default: reader.Skip(); break; // Go ignores unknown fields too.
+            }
+        }
+
+        throw new JsonException("The signature ends before its closing brace.");
+    }
+
+    private static int ReadLowerCaseName(ref Utf8JsonReader reader, scoped Span<char> destination)
+    {
+        Span<byte> raw = stackalloc byte[64];
+        var byteLength = reader.HasValueSequence || reader.ValueIsEscaped || reader.ValueSpan.Length > raw.Length
+            ? CopyName(ref reader, raw)
+            : Copy(reader.ValueSpan, raw);
+        if (byteLength < 0 || byteLength > destination.Length)
+        {
+            return 0; // longer than any known field: skipped by the caller's default branch
+        }
+
+        for (var i = 0; i < byteLength; i++)
+        {
+            var b = raw[i];
+            destination[i] = (char)(b is >= (byte)'A' and <= (byte)'Z' ? b + 32 : b);
+        }
+
+        return byteLength;
+
+        static int Copy(ReadOnlySpan<byte> source, Span<byte> target)
+        {
+            source.CopyTo(target);
+            return source.Length;
+        }
+
+        static int CopyName(ref Utf8JsonReader reader, scoped Span<byte> target)
+        {
+            var text = reader.GetString()!;
+            return System.Text.Encoding.UTF8.GetByteCount(text) > target.Length ? -1 : System.Text.Encoding.UTF8.GetBytes(text, target);
+        }
+    }
+
+    private static string ReadString(ref Utf8JsonReader reader, string field) => reader.TokenType switch
+    {
+        JsonTokenType.String => reader.GetString()!,
+        JsonTokenType.Null => string.Empty,
+        _ => throw new JsonException($"{field} must be a string, not {reader.TokenType}."),
+    };
+
+    private static int ReadInt32(ref Utf8JsonReader reader, string field) =>
+        reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var value)
+            ? value
+            : throw new JsonException($"{field} must be a 32-bit integer.");
+
+    private static bool ReadBool(ref Utf8JsonReader reader, string field) => reader.TokenType switch
+    {
+        JsonTokenType.True => true,
+        JsonTokenType.False => false,
+        JsonTokenType.Null => false,
+        _ => throw new JsonException($"{field} must be true or false."),
+    };
+
+    private static List<TaskArgument>? ReadArgs(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType == JsonTokenType.Null)
+        {
+            return null;
+        }
+
+        if (reader.TokenType != JsonTokenType.StartArray)
+        {
+            throw new JsonException("Args must be an array.");
+        }
+
+        var args = new List<TaskArgument>(4);
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            var (argName, type, value) = ReadTypedValue(ref reader, "Args", wantName: true);
+            args.Add(new TaskArgument(type, value, argName));
+        }
+
+        return args;
+    }
+
+    /// <summary>Reads <c>{"Name"?,"Type","Value"}</c> in any key order (the value is read once its type is known).</summary>
+    public static (string Name, string Type, object? Value) ReadTypedValue(ref Utf8JsonReader reader, string field, bool wantName)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw new JsonException($"Each entry of {field} must be an object with Type and Value.");
+        }
+
+        string argName = string.Empty;
+        string? type = null;
+        object? value = null;
+        var hasValue = false;
+        Utf8JsonReader pendingValue = default;
+        var valuePending = false;
+        Span<char> name = stackalloc char[32];
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+        {
+            var length = ReadLowerCaseName(ref reader, name);
+            reader.Read();
+            switch (name[..length])
+            {
+                case "name" when wantName:
+                    argName = ReadString(ref reader, "Name");
+                    break;
+                case "type":
+                    type = ReadString(ref reader, "Type");
+                    if (valuePending)
+                    {
+                        value = WireValues.Read(ref pendingValue, type);
+                        valuePending = false;
+                        hasValue = true;
+                    }
+
+                    break;
+                case "value":
+                    if (type is not null)
+                    {
+                        value = WireValues.Read(ref reader, type);
+                        hasValue = true;
+                    }
+                    else
+                    {
+                        // The type comes later: remember where the value is and read it then.
+                        pendingValue = reader;
+                        valuePending = true;
+                        reader.Skip();
+                    }
+
+                    break;
+                default:
+                    reader.Skip();
+                    break;
+            }
+        }
+
+        if (type is null)
+        {
+            throw new JsonException($"An entry of {field} has no Type.");
+        }
+
+        if (!hasValue && !valuePending)
+        {
+            value = null;
+        }
+
+        return (argName, type, value);
+    }
+
+    private static Dictionary<string, object?>? ReadHeaders(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType == JsonTokenType.Null)
+        {
+            return null;
+        }
+
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw new JsonException("Headers must be an object.");
+        }
+
+        var headers = new Dictionary<string, object?>(StringComparer.Ordinal);
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+        {
+            var key = reader.GetString()!;
+            reader.Read();
+            headers[key] = WireValues.ReadHeaderValue(ref reader);
+        }
+
+        return headers;
+    }
+
+    private static List<Signature>? ReadCallbacks(ref Utf8JsonReader reader, int depth)
+    {
+        if (reader.TokenType == JsonTokenType.Null)
+        {
+            return null;
+        }
+
+        if (reader.TokenType != JsonTokenType.StartArray)
+        {
+            throw new JsonException("OnSuccess and OnError must be arrays.");
+        }
+
+        var callbacks = new List<Signature>();
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            callbacks.Add(Read(ref reader, depth + 1));
+        }
+
+        return callbacks;
+    }
+}

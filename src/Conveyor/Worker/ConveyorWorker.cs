@@ -1,0 +1,541 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Threading.Channels;
+using Conveyor.Diagnostics;
+using Conveyor.Serialization;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Conveyor;
+
+/// <summary>
+/// Consumes a queue and runs the registered handlers with bounded concurrency (machinery's <c>Worker</c>).
+/// Records RECEIVED, STARTED, then SUCCESS, FAILURE or RETRY; publishes callbacks, chains and chord callbacks;
+/// acknowledges a message only after its final state is stored, so a worker that dies loses nothing.
+/// </summary>
+/// <remarks>
+/// Run it as a hosted service, or call <see cref="BackgroundService.StartAsync"/> and
+/// <see cref="BackgroundService.StopAsync"/> yourself. Stopping stops taking messages, lets running tasks finish
+/// within <see cref="WorkerOptions.ShutdownGracePeriod"/>, then cancels them and hands their messages back.
+/// </remarks>
+public sealed class ConveyorWorker : BackgroundService
+{
+    /// <summary>The header that counts runs of a task across retries (1 for the first run).</summary>
+    public const string AttemptHeader = "conveyor-attempt";
+
+    private static readonly TimeSpan MaxReconnectDelay = TimeSpan.FromSeconds(30);
+
+    private readonly ConveyorClient _client;
+    private readonly TaskRegistry _registry;
+    private readonly WorkerOptions _options;
+    private readonly IServiceProvider? _services;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly ConveyorDiagnostics _diagnostics;
+    private CancellationTokenSource _hardStop;
+    private int _inFlight;
+
+    /// <summary>Creates a worker. It does nothing until started.</summary>
+    /// <param name="client">The client whose broker, backend and clock the worker uses, and through which it publishes callbacks.</param>
+    /// <param name="registry">The handlers.</param>
+    /// <param name="options">Settings; defaults when <see langword="null"/>.</param>
+    /// <param name="loggerFactory">Logging; none when <see langword="null"/>.</param>
+    /// <param name="services">Services handed to tasks through <see cref="TaskContext.Services"/>.</param>
+    public ConveyorWorker(
+        ConveyorClient client,
+        TaskRegistry registry,
+        WorkerOptions? options = null,
+        ILoggerFactory? loggerFactory = null,
+        IServiceProvider? services = null)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(registry);
+        _client = client;
+        _registry = registry;
+        _options = options ?? new WorkerOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.Concurrency, 1, nameof(options));
+        _services = services;
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<ConveyorWorker>();
+        _time = client.TimeProvider;
+        _diagnostics = client.Diagnostics;
+        _hardStop = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _time);
+        Queue = string.IsNullOrEmpty(_options.Queue) ? client.Options.DefaultQueue : _options.Queue;
+    }
+
+    /// <summary>The queue this worker consumes.</summary>
+    public string Queue { get; }
+
+    /// <summary>The worker's name.</summary>
+    public string Name => _options.Name;
+
+    /// <summary>How many messages the worker is processing now.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <inheritdoc/>
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (_hardStop.IsCancellationRequested)
+        {
+            _hardStop.Dispose();
+            _hardStop = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _time);
+        }
+
+        return base.StartAsync(cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public override void Dispose()
+    {
+        _hardStop.Dispose();
+        base.Dispose();
+    }
+
+    /// <inheritdoc/>
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var hardStop = _hardStop;
+        using var onStop = stoppingToken.Register(() =>
+        {
+            Log.WorkerStopping(_logger, Name, InFlight, _options.ShutdownGracePeriod);
+            try
+            {
+                hardStop.CancelAfter(_options.ShutdownGracePeriod);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The worker was disposed first; nothing is running.
+            }
+        });
+
+        var reconnectDelay = _options.ReconnectDelay;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            IMessageConsumer? consumer = null;
+            try
+            {
+                consumer = await _client.Broker.ConsumeAsync(
+                    Queue,
+                    new ConsumeOptions { Prefetch = _options.EffectivePrefetch, ConsumerName = Name },
+                    stoppingToken).ConfigureAwait(false);
+                Log.WorkerStarted(_logger, Name, Queue, _options.Concurrency, _options.EffectivePrefetch);
+                reconnectDelay = _options.ReconnectDelay;
+
+                var loops = new Task[_options.Concurrency];
+                for (var i = 0; i < loops.Length; i++)
+                {
+                    loops[i] = RunLoopAsync(consumer.Deliveries, stoppingToken);
+                }
+
+                await Task.WhenAll(loops).ConfigureAwait(false);
+                if (!stoppingToken.IsCancellationRequested)
+                {
+                    throw new InvalidOperationException($"The consumer of queue {Queue} ended.");
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                Log.ConsumerFailed(_logger, ex, Name, reconnectDelay);
+                await DelayAsync(reconnectDelay, stoppingToken).ConfigureAwait(false);
+                reconnectDelay = TimeSpan.FromTicks(Math.Min(reconnectDelay.Ticks * 2, MaxReconnectDelay.Ticks));
+            }
+            finally
+            {
+                if (consumer is not null)
+                {
+                    // Hands back every delivery that is buffered and not started.
+                    await consumer.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+        }
+
+        if (InFlight > 0 && hardStop.IsCancellationRequested)
+        {
+            Log.GracePeriodExceeded(_logger, Name, InFlight);
+        }
+
+        Log.WorkerStopped(_logger, Name);
+    }
+
+    private async Task RunLoopAsync(ChannelReader<IBrokerDelivery> deliveries, CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (!await deliveries.WaitToReadAsync(stoppingToken).ConfigureAwait(false))
+                {
+                    return;
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+
+            while (!stoppingToken.IsCancellationRequested && deliveries.TryRead(out var delivery))
+            {
+                await ProcessAsync(delivery).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task DelayAsync(TimeSpan delay, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task ProcessAsync(IBrokerDelivery delivery)
+    {
+        Interlocked.Increment(ref _inFlight);
+        try
+        {
+            await ProcessCoreAsync(delivery).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // The backend or broker failed mid-task: hand the message back so it runs again, after a pause so
+            // that an outage does not become a hot loop.
+            Log.ProcessingFailed(_logger, ex, delivery.Queue);
+            await DelayAsync(TimeSpan.FromSeconds(1), _hardStop.Token).ConfigureAwait(false);
+            try
+            {
+                await delivery.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception releaseError)
+            {
+                // The broker redelivers it on its own (lease expiry or connection loss).
+                Log.ProcessingFailed(_logger, releaseError, delivery.Queue);
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _inFlight);
+        }
+    }
+
+    private async Task ProcessCoreAsync(IBrokerDelivery delivery)
+    {
+        _diagnostics.Consumed.Add(1, new KeyValuePair<string, object?>("messaging.destination.name", delivery.Queue));
+        Signature signature;
+        try
+        {
+            signature = WireFormat.DeserializeSignature(delivery.Body.Span);
+        }
+        catch (WireFormatException ex)
+        {
+            await DeadLetterAsync(delivery, $"malformed message: {ex.Message}").ConfigureAwait(false);
+            return;
+        }
+
+        if (!_registry.TryGet(signature.Name, out var handler))
+        {
+            await HandleUnregisteredAsync(delivery, signature).ConfigureAwait(false);
+            return;
+        }
+
+        var attempt = ReadAttempt(signature);
+        using var activity = ConveyorDiagnostics.ActivitySource.StartActivity(
+            $"process {signature.Name}",
+            ActivityKind.Consumer,
+            ConveyorDiagnostics.ExtractContext(signature));
+        if (activity is not null)
+        {
+            activity.SetTag("messaging.system", "conveyor");
+            activity.SetTag("messaging.operation.type", "process");
+            activity.SetTag("messaging.destination.name", delivery.Queue);
+            activity.SetTag("messaging.message.id", signature.Id);
+            activity.SetTag("conveyor.task.name", signature.Name);
+            activity.SetTag("conveyor.task.attempt", attempt);
+            if (signature.ChordCallback is { } chordCallback && signature.GroupId.Length > 0)
+            {
+                activity.SetTag("conveyor.group.id", signature.GroupId);
+            }
+        }
+
+        var backend = _client.Backend;
+        var baseState = new TaskStateRecord
+        {
+            TaskId = signature.Id,
+            TaskName = signature.Name,
+            State = TaskState.Received,
+            CreatedAt = _time.GetUtcNow(),
+        };
+        await backend.SetStateAsync(baseState).ConfigureAwait(false);
+
+        using var timeoutSource = _options.TaskTimeout is { } timeout ? new CancellationTokenSource(timeout, _time) : null;
+        using var linkedSource = timeoutSource is null ? null : CancellationTokenSource.CreateLinkedTokenSource(timeoutSource.Token, _hardStop.Token);
+        var token = linkedSource?.Token ?? _hardStop.Token;
+        var context = new TaskContext(signature, attempt, _services, token);
+
+        if (_options.BeforeTask is { } beforeTask)
+        {
+            await RunHookAsync("before-task", signature, () => beforeTask(context)).ConfigureAwait(false);
+        }
+
+        await backend.SetStateAsync(baseState.With(TaskState.Started)).ConfigureAwait(false);
+        var started = _time.GetTimestamp();
+        IReadOnlyList<TaskResult>? results = null;
+        Exception? error = null;
+        try
+        {
+            var invocation = handler.InvokeAsync(signature, context, token);
+            results = invocation.IsCompletedSuccessfully ? invocation.Result : await invocation.AsTask().WaitAsync(token).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            error = ex;
+        }
+
+        var elapsed = _time.GetElapsedTime(started);
+        _diagnostics.ProcessDuration.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("conveyor.task.name", signature.Name));
+
+        if (error is not null && _hardStop.IsCancellationRequested && timeoutSource?.IsCancellationRequested != true)
+        {
+            // Stopped by shutdown, not by its own fault: it runs again on another worker.
+            activity?.SetStatus(ActivityStatusCode.Error, "worker stopped");
+            await delivery.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
+            return;
+        }
+
+        if (error is not null && timeoutSource?.IsCancellationRequested == true && error is OperationCanceledException)
+        {
+            Log.TaskTimedOut(_logger, signature.Name, signature.Id, _options.TaskTimeout!.Value);
+            error = new TimeoutException($"task timed out after {_options.TaskTimeout!.Value.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s", error);
+        }
+
+        if (error is null)
+        {
+            await SucceedAsync(delivery, signature, context, baseState, results!, elapsed).ConfigureAwait(false);
+        }
+        else
+        {
+            activity?.SetStatus(ActivityStatusCode.Error, error.Message);
+            await FailAsync(delivery, signature, context, baseState, attempt, error).ConfigureAwait(false);
+        }
+    }
+
+    private async Task SucceedAsync(
+        IBrokerDelivery delivery,
+        Signature signature,
+        TaskContext context,
+        TaskStateRecord baseState,
+        IReadOnlyList<TaskResult> results,
+        TimeSpan elapsed)
+    {
+        var final = baseState.With(TaskState.Success, results);
+        await _client.Backend.SetStateAsync(final).ConfigureAwait(false);
+        _diagnostics.Succeeded.Add(1, new KeyValuePair<string, object?>("conveyor.task.name", signature.Name));
+        Log.TaskSucceeded(_logger, signature.Name, signature.Id, elapsed.TotalMilliseconds);
+
+        if (signature.OnSuccessOrNull is { Count: > 0 } callbacks)
+        {
+            foreach (var callback in callbacks)
+            {
+                // machinery looks at the parent's Immutable; Celery at the callback's. Either one keeps results out.
+                if (!signature.Immutable && !callback.Immutable)
+                {
+                    foreach (var result in results)
+                    {
+                        callback.Args.Add(result.ToArgument());
+                    }
+                }
+
+                await _client.PublishAsync(callback, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+
+        if (signature.ChordCallback is not null && signature.GroupId.Length > 0)
+        {
+            await CompleteChordMemberAsync(signature, succeeded: true, error: null).ConfigureAwait(false);
+        }
+
+        if (_options.AfterTask is { } afterTask)
+        {
+            await RunHookAsync("after-task", signature, () => afterTask(context, final)).ConfigureAwait(false);
+        }
+
+        await delivery.AckAsync(CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private async Task FailAsync(
+        IBrokerDelivery delivery,
+        Signature signature,
+        TaskContext context,
+        TaskStateRecord baseState,
+        int attempt,
+        Exception error)
+    {
+        if (_options.OnError is { } onError)
+        {
+            await RunHookAsync("error", signature, () => onError(context, error)).ConfigureAwait(false);
+        }
+
+        var message = error.Message;
+        var retryable = error is not TaskArgumentException;
+        if (retryable && signature.RetryCount > 0)
+        {
+            var delay = error is RetryTaskLaterException later ? later.Delay : _options.RetryPolicy.NextDelay(signature, attempt);
+            signature.RetryCount--;
+            signature.Eta = _time.GetUtcNow() + delay;
+            signature.Headers[AttemptHeader] = (long)(attempt + 1);
+            await _client.Backend.SetStateAsync(baseState.With(TaskState.Retry)).ConfigureAwait(false);
+
+            // As machinery does: the retry is a new publish (state PENDING again) with an ETA.
+            await _client.PublishAsync(signature, CancellationToken.None).ConfigureAwait(false);
+            _diagnostics.Retried.Add(1, new KeyValuePair<string, object?>("conveyor.task.name", signature.Name));
+            Log.TaskRetrying(_logger, signature.Name, signature.Id, message, attempt + 1, delay, signature.RetryCount);
+            await delivery.AckAsync(CancellationToken.None).ConfigureAwait(false);
+            return;
+        }
+
+        var final = baseState.With(TaskState.Failure, error: message);
+        await _client.Backend.SetStateAsync(final).ConfigureAwait(false);
+        _diagnostics.Failed.Add(1, new KeyValuePair<string, object?>("conveyor.task.name", signature.Name));
+        Log.TaskFailed(_logger, error is TaskArgumentException or TimeoutException ? null : error, signature.Name, signature.Id, message);
+
+        if (signature.OnErrorOrNull is { Count: > 0 } errorCallbacks)
+        {
+            await PublishErrorCallbacksAsync(errorCallbacks, message).ConfigureAwait(false);
+        }
+
+        if (signature.ChordCallback is not null && signature.GroupId.Length > 0)
+        {
+            await CompleteChordMemberAsync(signature, succeeded: false, error: message).ConfigureAwait(false);
+        }
+
+        if (_options.AfterTask is { } afterTask)
+        {
+            await RunHookAsync("after-task", signature, () => afterTask(context, final)).ConfigureAwait(false);
+        }
+
+        await delivery.AckAsync(CancellationToken.None).ConfigureAwait(false);
+    }
+
+    // machinery prepends the error message as a string argument.
+    private async Task PublishErrorCallbacksAsync(IEnumerable<Signature> callbacks, string error)
+    {
+        foreach (var callback in callbacks)
+        {
+            callback.Args.Insert(0, TaskArgument.String(error));
+            await _client.PublishAsync(callback, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// One atomic backend call per member (idempotent per member id). The member whose call completes the group
+    /// reads the members' results once, in member order, and publishes the callback. A redelivered member that
+    /// finds the group complete but the callback not yet marked publishes it again: at least once, never lost.
+    /// The first member to fail runs the callback's OnError tasks, once.
+    /// </summary>
+    private async Task CompleteChordMemberAsync(Signature signature, bool succeeded, string? error)
+    {
+        var backend = _client.Backend;
+        var completion = await backend.CompleteGroupMemberAsync(signature.GroupId, signature.Id, succeeded).ConfigureAwait(false);
+        var callback = signature.ChordCallback!;
+        if (!succeeded)
+        {
+            if (completion.IsFirstCompletion && completion.Failed == 1 && callback.OnErrorOrNull is { Count: > 0 } errorCallbacks)
+            {
+                await PublishErrorCallbacksAsync(errorCallbacks, $"chord member {signature.Name} {signature.Id} failed: {error}").ConfigureAwait(false);
+            }
+
+            return;
+        }
+
+        if (completion.Failed > 0 || completion.Completed < signature.GroupTaskCount || completion.ChordTriggered)
+        {
+            return;
+        }
+
+        var meta = await backend.GetGroupMetaAsync(signature.GroupId).ConfigureAwait(false)
+            ?? throw new InvalidOperationException($"Chord {signature.GroupId} is complete but its group meta is missing (expired?).");
+        if (!callback.Immutable)
+        {
+            var states = await backend.GetStatesAsync(meta.TaskIds).ConfigureAwait(false);
+            for (var i = 0; i < states.Count; i++)
+            {
+                var state = states[i];
+                if (state is not { State: TaskState.Success })
+                {
+                    throw new InvalidOperationException($"Chord {signature.GroupId}: member {meta.TaskIds[i]} is complete but its SUCCESS state is missing (expired?).");
+                }
+
+                if (state.Results is { } memberResults)
+                {
+                    foreach (var result in memberResults)
+                    {
+                        callback.Args.Add(result.ToArgument());
+                    }
+                }
+            }
+        }
+
+        await _client.PublishAsync(callback, CancellationToken.None).ConfigureAwait(false);
+        await backend.MarkChordTriggeredAsync(signature.GroupId).ConfigureAwait(false);
+        Log.ChordTriggered(_logger, signature.GroupId, callback.Name, callback.Id);
+    }
+
+    private async Task HandleUnregisteredAsync(IBrokerDelivery delivery, Signature signature)
+    {
+        if (_options.UnregisteredTasks == UnregisteredTaskPolicy.Requeue || signature.IgnoreWhenTaskNotRegistered)
+        {
+            var delay = _options.UnregisteredRequeueDelay;
+            signature.Eta = _time.GetUtcNow() + delay;
+            await _client.PublishAsync(signature, CancellationToken.None).ConfigureAwait(false);
+            await delivery.AckAsync(CancellationToken.None).ConfigureAwait(false);
+            Log.UnregisteredRequeued(_logger, signature.Name, signature.Id, delay);
+            return;
+        }
+
+        var reason = $"task \"{signature.Name}\" is not registered";
+        await _client.Backend.SetStateAsync(new TaskStateRecord
+        {
+            TaskId = signature.Id,
+            TaskName = signature.Name,
+            State = TaskState.Failure,
+            Error = $"dead-lettered: {reason}",
+            CreatedAt = _time.GetUtcNow(),
+        }).ConfigureAwait(false);
+        _diagnostics.Failed.Add(1, new KeyValuePair<string, object?>("conveyor.task.name", signature.Name));
+        await DeadLetterAsync(delivery, reason).ConfigureAwait(false);
+    }
+
+    private async Task DeadLetterAsync(IBrokerDelivery delivery, string reason)
+    {
+        Log.MessageDeadLettered(_logger, delivery.Queue, reason);
+        await delivery.DeadLetterAsync(reason, CancellationToken.None).ConfigureAwait(false);
+        _diagnostics.DeadLettered.Add(1, new KeyValuePair<string, object?>("messaging.destination.name", delivery.Queue));
+    }
+
+    private async Task RunHookAsync(string hook, Signature signature, Func<ValueTask> run)
+    {
+        try
+        {
+            await run().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // A hook is the user's code: its failure is logged and does not change the task's outcome.
+            Log.HookFailed(_logger, ex, hook, signature.Name, signature.Id);
+        }
+    }
+
+    private static int ReadAttempt(Signature signature) => signature.HeadersOrNull?.GetValueOrDefault(AttemptHeader) switch
+    {
+        long l when l is > 0 and < int.MaxValue => (int)l,
+        int i when i > 0 => i,
+        string s when int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var parsed) && parsed > 0 => parsed,
+        _ => 1,
+    };
+}

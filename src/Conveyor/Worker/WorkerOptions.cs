@@ -1,0 +1,70 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Conveyor;
+
+/// <summary>What a worker does with a message whose task name it has no handler for.</summary>
+public enum UnregisteredTaskPolicy
+{
+    /// <summary>Record FAILURE with the reason and move the message to the dead-letter store. The default.</summary>
+    DeadLetter,
+
+    /// <summary>Hand the message back with <see cref="WorkerOptions.UnregisteredRequeueDelay"/>, for a worker that has the handler.</summary>
+    Requeue,
+}
+
+/// <summary>Settings of a worker.</summary>
+public sealed class WorkerOptions
+{
+    /// <summary>The queue to consume; empty means the client's default queue. The default value is empty.</summary>
+    public string Queue { get; set; } = string.Empty;
+
+    /// <summary>How many tasks run at once. The default value is the number of processors.</summary>
+    [Range(1, 100_000)]
+    public int Concurrency { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>
+    /// How many messages the worker holds unsettled at once (running or waiting); 0 means twice
+    /// <see cref="Concurrency"/>. The default value is 0.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public int Prefetch { get; set; }
+
+    /// <summary>The worker's name (consumer tag). The default value is <c>worker@host:pid</c>.</summary>
+    public string Name { get; set; } = $"worker@{Environment.MachineName}:{Environment.ProcessId}";
+
+    /// <summary>
+    /// How long a handler may run before its token is canceled and the task fails as timed out; <see langword="null"/>
+    /// for no limit. A timed-out task is retried like any failure while it has retries left. The default value is <see langword="null"/>.
+    /// </summary>
+    public TimeSpan? TaskTimeout { get; set; }
+
+    /// <summary>
+    /// How long running tasks may go on after a stop is requested; then their tokens are canceled and their messages
+    /// handed back. The default value is 30 seconds.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The backoff between retries. The default value is machinery's Fibonacci backoff.</summary>
+    public IRetryPolicy RetryPolicy { get; set; } = FibonacciRetryPolicy.Instance;
+
+    /// <summary>What to do with a task that has no handler here. The default value is <see cref="UnregisteredTaskPolicy.DeadLetter"/>.</summary>
+    public UnregisteredTaskPolicy UnregisteredTasks { get; set; } = UnregisteredTaskPolicy.DeadLetter;
+
+    /// <summary>The delay before an unregistered task is offered again, under <see cref="UnregisteredTaskPolicy.Requeue"/>. The default value is 30 seconds.</summary>
+    public TimeSpan UnregisteredRequeueDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long to wait before consuming again after the broker failed. The default value is 1 second (doubling up to 30).</summary>
+    public TimeSpan ReconnectDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Runs before a task's handler (machinery's pre-task handler).</summary>
+    public Func<TaskContext, ValueTask>? BeforeTask { get; set; }
+
+    /// <summary>Runs after a task reached a final state (machinery's post-task handler).</summary>
+    public Func<TaskContext, TaskStateRecord, ValueTask>? AfterTask { get; set; }
+
+    /// <summary>Runs when a handler throws (machinery's error handler), before the retry or failure is recorded.</summary>
+    public Func<TaskContext, Exception, ValueTask>? OnError { get; set; }
+
+    internal int EffectivePrefetch => Prefetch > 0 ? Prefetch : Concurrency * 2;
+}
