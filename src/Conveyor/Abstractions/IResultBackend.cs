@@ -62,7 +62,8 @@ public interface IResultBackend : IAsyncDisposable
     /// <summary>
     /// Waits until a task's state may have changed, or until <paramref name="maxWait"/> passes. A backend with
     /// <see cref="ResultBackendCapabilities.ChangeNotifications"/> returns as soon as the state is written; others
-    /// just wait, and the caller polls.
+    /// just wait, and the caller polls. A change written after this call begins (before its first await) must
+    /// end the wait: callers start the wait, read the state, then await the wait.
     /// </summary>
     /// <param name="taskId">The task id.</param>
     /// <param name="maxWait">The longest to wait.</param>

@@ -171,27 +171,36 @@ public sealed class ConveyorClient
         Log.TaskPublished(_logger, signature.Name, signature.Id, signature.RoutingKey);
     }
 
-    /// <summary>Waits for a task's final state, polling with a growing interval unless the backend pushes changes.</summary>
+    /// <summary>
+    /// Waits for a task's final state: reads it, and while it is not final, starts listening for a change, reads
+    /// again (so a write between the read and the listen is not missed), then waits for the change or the poll
+    /// interval, which doubles up to <see cref="ConveyorClientOptions.MaxResultPollInterval"/>.
+    /// </summary>
     internal async ValueTask<TaskStateRecord> WaitForCompletionAsync(string taskId, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var started = TimeProvider.GetTimestamp();
         var interval = TimeSpan.FromMilliseconds(1);
-        while (true)
+        var state = await Backend.GetStateAsync(taskId, cancellationToken).ConfigureAwait(false);
+        while (state is not { IsCompleted: true })
         {
-            var state = await Backend.GetStateAsync(taskId, cancellationToken).ConfigureAwait(false);
-            if (state is { IsCompleted: true })
-            {
-                return state;
-            }
-
             var remaining = timeout == Timeout.InfiniteTimeSpan ? interval : timeout - TimeProvider.GetElapsedTime(started);
             if (remaining <= TimeSpan.Zero)
             {
                 throw new TimeoutException($"Task {taskId} did not finish within {timeout} (last state: {state?.State.ToWireName() ?? "none"}).");
             }
 
-            await Backend.WaitForChangeAsync(taskId, remaining < interval ? remaining : interval, cancellationToken).ConfigureAwait(false);
+            var change = Backend.WaitForChangeAsync(taskId, remaining < interval ? remaining : interval, cancellationToken).AsTask();
+            state = await Backend.GetStateAsync(taskId, cancellationToken).ConfigureAwait(false);
+            if (state is { IsCompleted: true })
+            {
+                break;
+            }
+
+            await change.ConfigureAwait(false);
             interval = TimeSpan.FromTicks(Math.Min(interval.Ticks * 2, Options.MaxResultPollInterval.Ticks));
+            state = await Backend.GetStateAsync(taskId, cancellationToken).ConfigureAwait(false);
         }
+
+        return state;
     }
 }

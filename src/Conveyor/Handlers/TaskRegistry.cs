@@ -41,7 +41,7 @@ public sealed class TaskRegistry
     /// <param name="factory">Makes an instance for a task.</param>
     /// <returns>This registry.</returns>
     /// <exception cref="ArgumentException">No single RunAsync/Run method, or a type has no machinery type.</exception>
-    public TaskRegistry Register<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicMethods)] THandler>(string name, Func<TaskContext, THandler> factory)
+    public TaskRegistry RegisterHandler<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicMethods)] THandler>(string name, Func<TaskContext, THandler> factory)
         where THandler : class
     {
         ArgumentException.ThrowIfNullOrEmpty(name);

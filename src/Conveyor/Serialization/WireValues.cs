@@ -363,7 +363,7 @@ internal static class WireValues
         switch (reader.TokenType)
         {
             case JsonTokenType.String: return reader.GetString();
-            case JsonTokenType.Number: return reader.TryGetInt64(out var l) ? l : reader.GetDouble();
+            case JsonTokenType.Number: return reader.TryGetInt64(out var l) ? l : (object)reader.GetDouble();
             case JsonTokenType.True: return BoxedTrue;
             case JsonTokenType.False: return BoxedFalse;
             case JsonTokenType.Null: return null;

@@ -1,0 +1,463 @@
+#!/usr/bin/env bash
+# Runs Conveyor's whole test suite on a fresh Debian machine (as root, CI=true, no stdin is fine).
+#
+#  1. Installs Debian's redis-server and rabbitmq-server when missing (apt-get, services not auto-started).
+#  2. Starts one private Redis and one private RabbitMQ node on loopback, on free ports, with all their
+#     state in a temp dir; a system-wide Redis/RabbitMQ (if any) is never touched.
+#  3. Exports CONVEYOR_TEST_REDIS=127.0.0.1:PORT and CONVEYOR_TEST_AMQP=amqp://guest:guest@127.0.0.1:PORT/
+#  4. Runs `dotnet test Conveyor.slnx -c Release` with TRX + console loggers.
+#  5. Sums the TRX counters and prints one closing line: `tests: N passed, N failed[, N skipped]`.
+#  6. Stops both servers on exit (trap), whatever happened.
+#
+# Environment knobs (all optional):
+#   CONVEYOR_TEST_FILTER       passed to `dotnet test --filter`
+#   CONVEYOR_TEST_REDIS        host:port of a Redis you run yourself: no Redis is installed/started
+#   CONVEYOR_TEST_AMQP         amqp:// URI of a RabbitMQ you run yourself: no RabbitMQ is installed/started
+#   CONVEYOR_TEST_SOLUTION     solution to test (default Conveyor.slnx)
+#   CONVEYOR_TEST_RESULTS_DIR  where TRX files go (default artifacts/test-results; emptied first)
+#   CONVEYOR_TEST_KEEP_TMP=1   keep the servers' temp dir (data + logs) after the run
+# Extra arguments are passed on to `dotnet test`, e.g. scripts/test.sh --no-restore
+# shellcheck disable=SC2317  # the stop functions are reached from the EXIT trap
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$ROOT"
+
+SOLUTION="${CONVEYOR_TEST_SOLUTION:-Conveyor.slnx}"
+RESULTS_DIR="${CONVEYOR_TEST_RESULTS_DIR:-$ROOT/artifacts/test-results}"
+RABBIT_BIN=/usr/lib/rabbitmq/bin   # the real scripts; /usr/sbin/rabbitmq* are wrappers that `su rabbitmq`
+SERVICE_TIMEOUT_REDIS=30
+SERVICE_TIMEOUT_RABBIT=120
+
+WORK_DIR=""
+KEEP_TMP="${CONVEYOR_TEST_KEEP_TMP:-0}"
+CREATED_POLICY_RC=0
+REDIS_PID="" REDIS_PORT=""
+RABBIT_PID="" RABBIT_NODE="" RABBIT_PORT="" RABBIT_LOG="" RABBIT_PID_FILE="" RABBIT_T0=""
+EPMD_PID=""
+DOTNET_PID=""
+RMQ_ENV=()
+TEST_RC=0
+
+log() { printf '[test.sh] %s\n' "$*" >&2; }
+die() { printf '[test.sh] ERROR: %s\n' "$*" >&2; exit 1; }
+now() { printf '%s' "${EPOCHREALTIME/,/.}"; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+as_root() {
+    if [[ $EUID -eq 0 ]]; then "$@"
+    elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"
+    else die "need root (or sudo) to run: $*"
+    fi
+}
+
+# True while PID is a live process (a zombie child that has exited counts as gone).
+alive() {
+    local pid="$1" state
+    [[ -n "$pid" && -r "/proc/$pid/stat" ]] || return 1
+    state="$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$pid/stat" 2>/dev/null)" || return 1
+    [[ -n "$state" && "$state" != Z && "$state" != X ]]
+}
+
+# wait_gone PID SECONDS: wait until PID is gone; reap it if it is our child. Returns 1 on timeout.
+wait_gone() {
+    local pid="$1" deadline=$((SECONDS + $2))
+    while alive "$pid"; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+    wait "$pid" 2>/dev/null || true
+    return 0
+}
+
+# stop_pid PID NAME GRACE: SIGTERM, wait GRACE seconds, then SIGKILL.
+stop_pid() {
+    local pid="$1" name="$2" grace="${3:-10}"
+    alive "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_gone "$pid" "$grace"; then
+        log "$name (pid $pid) ignored SIGTERM for ${grace}s; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+        wait_gone "$pid" 5 || log "$name (pid $pid) is still there after SIGKILL"
+    fi
+}
+
+# free_ports N: N distinct TCP ports, free on all interfaces, below Linux's ephemeral range
+# (so no outgoing connection grabs one between the check and the server's bind).
+free_ports() {
+    local n="$1"
+    if command -v python3 >/dev/null 2>&1; then
+        python3 - "$n" <<'PY'
+import random, socket, sys
+n, found = int(sys.argv[1]), []
+for port in random.sample(range(20000, 32000), 2000):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("0.0.0.0", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    found.append(port)
+    if len(found) == n:
+        print(" ".join(map(str, found)))
+        sys.exit(0)
+sys.exit("no free port found")
+PY
+    else
+        local found=() port
+        while ((${#found[@]} < n)); do
+            port=$((20000 + RANDOM % 12000))
+            [[ " ${found[*]} " == *" $port "* ]] && continue
+            # Something answers on it: taken.
+            (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+            found+=("$port")
+        done
+        echo "${found[*]}"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Install
+# ---------------------------------------------------------------------------------------------
+
+install_packages() {
+    local missing=()
+    if [[ -z "${CONVEYOR_TEST_REDIS:-}" ]] && ! { command -v redis-server && command -v redis-cli; } >/dev/null 2>&1; then
+        missing+=(redis-server)
+    fi
+    if [[ -z "${CONVEYOR_TEST_AMQP:-}" ]] && [[ ! -x "$RABBIT_BIN/rabbitmq-server" || ! -x "$RABBIT_BIN/rabbitmqctl" ]]; then
+        missing+=(rabbitmq-server)
+    fi
+    ((${#missing[@]})) || return 0
+
+    log "installing ${missing[*]} (apt-get)..."
+    local t0; t0="$(now)"
+    # Keep the packages' postinst from starting system-wide services (there is no init system
+    # anyway): policy-rc.d exiting 101 makes invoke-rc.d skip the start. Only ours is removed.
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+        as_root chmod 755 /usr/sbin/policy-rc.d
+        CREATED_POLICY_RC=1
+    fi
+    local apt=(env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get -q -o DPkg::Lock::Timeout=300)
+    as_root "${apt[@]}" update </dev/null >&2
+    as_root "${apt[@]}" install -y --no-install-recommends "${missing[@]}" </dev/null >&2
+    remove_policy_rc
+    log "installed ${missing[*]} in $(elapsed "$t0")s"
+}
+
+remove_policy_rc() {
+    if ((CREATED_POLICY_RC)); then
+        as_root rm -f /usr/sbin/policy-rc.d || true
+        CREATED_POLICY_RC=0
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Redis
+# ---------------------------------------------------------------------------------------------
+
+start_redis() {
+    local dir="$WORK_DIR/redis" t0
+    t0="$(now)"
+    mkdir -p "$dir"
+    read -r REDIS_PORT < <(free_ports 1) || true
+    [[ -n "$REDIS_PORT" ]] || die "found no free TCP port for redis"
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$dir" \
+        --save '' --appendonly no --daemonize no --protected-mode yes \
+        --logfile "$dir/redis.log" \
+        </dev/null >"$dir/redis.out" 2>&1 &
+    REDIS_PID=$!
+
+    local deadline=$((SECONDS + SERVICE_TIMEOUT_REDIS))
+    until [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null </dev/null)" == PONG ]]; do
+        if ! alive "$REDIS_PID"; then
+            KEEP_TMP=1
+            tail -n 30 "$dir/redis.log" >&2 || true
+            die "redis-server exited during startup; see $dir/redis.log"
+        fi
+        if ((SECONDS >= deadline)); then
+            KEEP_TMP=1
+            tail -n 30 "$dir/redis.log" >&2 || true
+            die "redis-server did not answer PING on 127.0.0.1:$REDIS_PORT within ${SERVICE_TIMEOUT_REDIS}s; see $dir/redis.log"
+        fi
+        sleep 0.1
+    done
+    export CONVEYOR_TEST_REDIS="127.0.0.1:$REDIS_PORT"
+    log "redis ready on $CONVEYOR_TEST_REDIS (pid $REDIS_PID) in $(elapsed "$t0")s"
+}
+
+stop_redis() {
+    [[ -n "$REDIS_PID" ]] || return 0
+    if alive "$REDIS_PID"; then
+        timeout 10 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave </dev/null >/dev/null 2>&1 || true
+        wait_gone "$REDIS_PID" 10 || stop_pid "$REDIS_PID" redis-server 5
+    fi
+    wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=""
+}
+
+# ---------------------------------------------------------------------------------------------
+# RabbitMQ
+# ---------------------------------------------------------------------------------------------
+
+# rabbitmqctl for our node, in our node's environment, never hanging for more than 90 s.
+rmqctl() {
+    timeout 90 env "${RMQ_ENV[@]}" "$RABBIT_BIN/rabbitmqctl" -n "$RABBIT_NODE" "$@" </dev/null
+}
+
+# Launches the node in the background; wait_for_rabbitmq waits for it (Redis starts meanwhile).
+start_rabbitmq() {
+    local dir="$WORK_DIR/rabbitmq" dist_port epmd_port
+    RABBIT_T0="$(now)"
+    mkdir -p "$dir/home" "$dir/mnesia" "$dir/log" "$dir/conf.d"
+    read -r RABBIT_PORT dist_port epmd_port < <(free_ports 3) || true
+    [[ -n "$epmd_port" ]] || die "found no free TCP ports for rabbitmq"
+    RABBIT_NODE="conveyor-test-$$@localhost"
+    RABBIT_LOG="$dir/log/rabbit.log"
+    RABBIT_PID_FILE="$dir/rabbit.pid"
+
+    # A private Erlang cookie: HOME points into the temp dir for the node and for rabbitmqctl,
+    # so root's ~/.erlang.cookie and any system node stay untouched.
+    (umask 077 && od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/home/.erlang.cookie")
+    chmod 400 "$dir/home/.erlang.cookie"
+    : >"$dir/rabbitmq-env.conf"          # instead of /etc/rabbitmq/rabbitmq-env.conf
+    echo '[].' >"$dir/enabled_plugins"   # no plugins (no management UI): faster start
+    cat >"$dir/rabbitmq.conf" <<EOF
+# Conveyor test node ($RABBIT_NODE). The listener comes from RABBITMQ_NODE_IP_ADDRESS/PORT.
+loopback_users.guest = true
+disk_free_limit.absolute = 10MB
+log.file.level = info
+EOF
+
+    RMQ_ENV=(
+        HOME="$dir/home"
+        LC_ALL=C.UTF-8
+        ERL_EPMD_ADDRESS=127.0.0.1
+        ERL_EPMD_PORT="$epmd_port"
+        ERL_CRASH_DUMP="$dir/erl_crash.dump"
+        RABBITMQ_NODENAME="$RABBIT_NODE"
+        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+        RABBITMQ_NODE_PORT="$RABBIT_PORT"
+        RABBITMQ_DIST_PORT="$dist_port"
+        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+        RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf"
+        RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf"
+        RABBITMQ_CONFIG_FILES="$dir/conf.d"
+        RABBITMQ_ADVANCED_CONFIG_FILE="$dir/advanced.config"
+        RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
+        RABBITMQ_MNESIA_BASE="$dir/mnesia"
+        RABBITMQ_LOG_BASE="$dir/log"
+        RABBITMQ_LOGS="$RABBIT_LOG"
+        RABBITMQ_PID_FILE="$RABBIT_PID_FILE"
+    )
+
+    # Our own epmd on a private port: it holds only our node, and we know which process to stop.
+    env "${RMQ_ENV[@]}" epmd -port "$epmd_port" -address 127.0.0.1 </dev/null >"$dir/log/epmd.log" 2>&1 &
+    EPMD_PID=$!
+
+    # The sh wrapper stays in front of beam.smp and turns SIGTERM into a clean node stop.
+    env "${RMQ_ENV[@]}" "$RABBIT_BIN/rabbitmq-server" </dev/null >"$dir/log/startup.log" 2>&1 &
+    RABBIT_PID=$!
+    log "rabbitmq node $RABBIT_NODE starting (amqp 127.0.0.1:$RABBIT_PORT, dist $dist_port, epmd $epmd_port)"
+}
+
+# Prints what is most likely the cause of a failed start: the first errors, then the last lines.
+show_rabbit_logs() {
+    local f
+    for f in "$WORK_DIR/rabbitmq/log/startup.log" "$RABBIT_LOG"; do
+        [[ -s "$f" ]] || continue
+        printf -- '----- %s: first errors\n' "$f" >&2
+        grep -m 15 -F '[error]' "$f" >&2 || true
+        printf -- '----- %s: last lines\n' "$f" >&2
+        tail -n 15 "$f" >&2 || true
+    done
+}
+
+wait_for_rabbitmq() {
+    local deadline=$((SECONDS + SERVICE_TIMEOUT_RABBIT)) out=""
+    while :; do
+        if ! alive "$RABBIT_PID"; then
+            KEEP_TMP=1
+            show_rabbit_logs
+            die "rabbitmq-server exited during startup; see $WORK_DIR/rabbitmq/log/startup.log (and rabbit.log beside it)"
+        fi
+        # Fails at once while the node is not up; then waits (bounded) for the app to boot.
+        if out="$(rmqctl -q await_startup --timeout 30 2>&1)"; then
+            break
+        fi
+        if ((SECONDS >= deadline)); then
+            KEEP_TMP=1
+            printf 'last rabbitmqctl await_startup output:\n%s\n' "$out" >&2
+            show_rabbit_logs
+            die "rabbitmq node $RABBIT_NODE not up within ${SERVICE_TIMEOUT_RABBIT}s; see $RABBIT_LOG and $WORK_DIR/rabbitmq/log/startup.log"
+        fi
+        sleep 1
+    done
+    # The AMQP listener itself must answer too.
+    (exec 3<>"/dev/tcp/127.0.0.1/$RABBIT_PORT") 2>/dev/null \
+        || { KEEP_TMP=1; die "rabbitmq node is up but nothing listens on 127.0.0.1:$RABBIT_PORT; see $RABBIT_LOG"; }
+    export CONVEYOR_TEST_AMQP="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/"
+    log "rabbitmq ready on 127.0.0.1:$RABBIT_PORT (pid $RABBIT_PID) in $(elapsed "$RABBIT_T0")s"
+}
+
+stop_rabbitmq() {
+    if [[ -n "$RABBIT_PID" ]]; then
+        local beam=""
+        [[ -r "$RABBIT_PID_FILE" ]] && beam="$(tr -dc 0-9 <"$RABBIT_PID_FILE")"
+        if alive "$RABBIT_PID"; then
+            rmqctl -q stop >/dev/null 2>&1 || true
+            wait_gone "$RABBIT_PID" 20 || stop_pid "$RABBIT_PID" rabbitmq-server 20
+        fi
+        wait "$RABBIT_PID" 2>/dev/null || true
+        # If the wrapper went away but beam.smp (its child, pid from the pid file) did not.
+        if [[ -n "$beam" ]] && alive "$beam" && grep -qa -- "$RABBIT_NODE" "/proc/$beam/cmdline" 2>/dev/null; then
+            stop_pid "$beam" beam.smp 10
+        fi
+        RABBIT_PID=""
+    fi
+    if [[ -n "$EPMD_PID" ]]; then
+        stop_pid "$EPMD_PID" epmd 5
+        EPMD_PID=""
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle
+# ---------------------------------------------------------------------------------------------
+
+# stop_tree PID NAME: SIGTERM to PID and all its descendants, SIGKILL to what is left after 10 s.
+stop_tree() {
+    local root="$1" name="$2" pids=() queue=("$1") p kids
+    while ((${#queue[@]})); do
+        p="${queue[0]}"; queue=("${queue[@]:1}")
+        pids+=("$p")
+        kids="$(ps -o pid= --ppid "$p" 2>/dev/null || true)"
+        for p in $kids; do queue+=("$p"); done
+    done
+    log "stopping $name (pid $root and ${#pids[@]} process(es) in all)"
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    local deadline=$((SECONDS + 10))
+    for p in "${pids[@]}"; do
+        while alive "$p" && ((SECONDS < deadline)); do sleep 0.2; done
+        alive "$p" && kill -KILL "$p" 2>/dev/null
+    done
+    wait "$root" 2>/dev/null || true
+}
+
+stop_services() {
+    [[ -n "$REDIS_PID$RABBIT_PID$EPMD_PID" ]] || return 0
+    local t0; t0="$(now)"
+    stop_redis || true
+    stop_rabbitmq || true
+    log "services stopped in $(elapsed "$t0")s"
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM
+    remove_policy_rc
+    if [[ -n "$DOTNET_PID" ]] && alive "$DOTNET_PID"; then
+        stop_tree "$DOTNET_PID" "dotnet test"
+    fi
+    stop_services
+    if [[ -n "$WORK_DIR" && -d "$WORK_DIR" ]]; then
+        if [[ "$KEEP_TMP" == 1 ]]; then
+            log "kept the servers' files in $WORK_DIR"
+        else
+            rm -rf "$WORK_DIR"
+        fi
+    fi
+    exit "$rc"
+}
+
+start_services() {
+    local need_redis=0 need_rabbit=0
+    [[ -z "${CONVEYOR_TEST_REDIS:-}" ]] && need_redis=1
+    [[ -z "${CONVEYOR_TEST_AMQP:-}" ]] && need_rabbit=1
+    ((need_redis)) || log "using the caller's Redis at $CONVEYOR_TEST_REDIS"
+    ((need_rabbit)) || log "using the caller's RabbitMQ at $CONVEYOR_TEST_AMQP"
+    ((need_redis || need_rabbit)) || return 0
+
+    install_packages
+    WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/conveyor-test.XXXXXX")"
+    ((need_rabbit)) && start_rabbitmq
+    ((need_redis)) && start_redis
+    ((need_rabbit)) && wait_for_rabbitmq
+    return 0
+}
+
+run_tests() {
+    command -v dotnet >/dev/null 2>&1 || die "dotnet is not on PATH"
+    [[ "$RESULTS_DIR" != / && "$RESULTS_DIR" != "$ROOT" ]] || die "refusing to empty $RESULTS_DIR"
+    rm -rf "$RESULTS_DIR"
+    mkdir -p "$RESULTS_DIR"
+    export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+    # One TRX per test project: a fixed LogFileName would be overwritten by each project in
+    # turn, LogFilePrefix gives every project its own results_<tfm>_<timestamp>.trx.
+    local args=(test "$SOLUTION" -c Release
+        --results-directory "$RESULTS_DIR"
+        --logger "trx;LogFilePrefix=results"
+        --logger "console;verbosity=normal")
+    [[ -n "${CONVEYOR_TEST_FILTER:-}" ]] && args+=(--filter "$CONVEYOR_TEST_FILTER")
+
+    log "dotnet ${args[*]} $*"
+    # In the background + wait, so that INT/TERM reach our trap at once (which then stops it).
+    dotnet "${args[@]}" "$@" </dev/null &
+    DOTNET_PID=$!
+    set +e
+    wait "$DOTNET_PID"
+    TEST_RC=$?
+    set -e
+    DOTNET_PID=""
+    log "dotnet test exited with $TEST_RC"
+}
+
+# Sums the <Counters .../> of every TRX file and prints the closing line.
+# Returns 0 when tests ran and none failed, 1 otherwise.
+summarize() {
+    local -A sum=([total]=0 [executed]=0 [passed]=0 [failed]=0 [error]=0 [timeout]=0 [aborted]=0)
+    local files=0 f counters key value
+    while IFS= read -r -d '' f; do
+        counters="$(grep -o '<Counters [^>]*>' "$f" | head -n 1)" || continue
+        files=$((files + 1))
+        for key in "${!sum[@]}"; do
+            value="$(sed -n "s/.*[[:space:]]$key=\"\([0-9]*\)\".*/\1/p" <<<"$counters")"
+            sum[$key]=$((sum[$key] + ${value:-0}))
+        done
+    done < <(find "$RESULTS_DIR" -name '*.trx' -type f -print0 2>/dev/null)
+
+    local passed=${sum[passed]}
+    local failed=$((sum[failed] + sum[error] + sum[timeout] + sum[aborted]))
+    local skipped=$((sum[total] - sum[executed]))
+    ((skipped < 0)) && skipped=0
+    local line="tests: $passed passed, $failed failed"
+    ((skipped > 0)) && line+=", $skipped skipped"
+
+    log "read $files TRX file(s) from $RESULTS_DIR"
+    echo "$line"
+    if ((sum[executed] == 0)); then
+        log "no test was executed"
+        return 1
+    fi
+    ((failed == 0))
+}
+
+main() {
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    start_services
+    run_tests "$@"
+    local summary_ok=0
+    summarize || summary_ok=1
+    if ((TEST_RC != 0)); then
+        exit "$TEST_RC"
+    fi
+    exit "$summary_ok"
+}
+
+main "$@"

@@ -1,0 +1,33 @@
+namespace Conveyor.Conformance;
+
+/// <summary>
+/// What a provider supplies to run the conformance suites: its broker and result backend, connected to a real
+/// engine, and a way to make a consumer look dead. One factory instance is shared by a test class (xunit class
+/// fixture); every test uses queues of its own, so tests never see each other's messages.
+/// </summary>
+public interface IConveyorProviderFactory : IAsyncDisposable
+{
+    /// <summary>The provider's name, for messages.</summary>
+    string Name { get; }
+
+    /// <summary>How long until a dead consumer's unsettled messages are delivered again.</summary>
+    TimeSpan RedeliveryTimeout { get; }
+
+    /// <summary>Creates a broker (a new connection or a shared one; disposed by the test).</summary>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The broker.</returns>
+    ValueTask<IBroker> CreateBrokerAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Creates a result backend (disposed by the test).</summary>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The backend.</returns>
+    ValueTask<IResultBackend> CreateBackendAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Makes a consumer stop as if its process had been killed: it settles nothing and hands nothing back
+    /// itself. The default for a provider without leases is to dispose it.
+    /// </summary>
+    /// <param name="consumer">The consumer.</param>
+    /// <returns>A task that completes when the consumer is dead.</returns>
+    ValueTask SimulateCrashAsync(IMessageConsumer consumer);
+}

@@ -1,0 +1,137 @@
+namespace Conveyor.Conformance;
+
+/// <summary>What every result backend must do: machinery's states, batch reads, group metas and the O(1)
+/// idempotent chord counter.</summary>
+/// <typeparam name="TFactory">The provider's factory.</typeparam>
+public abstract class ResultBackendConformanceTests<TFactory> : IClassFixture<TFactory>
+    where TFactory : class, IConveyorProviderFactory
+{
+    /// <summary>Creates the suite.</summary>
+    /// <param name="factory">The provider's factory (a class fixture).</param>
+    protected ResultBackendConformanceTests(TFactory factory) => Factory = factory;
+
+    /// <summary>The provider's factory.</summary>
+    protected TFactory Factory { get; }
+
+    private static TaskStateRecord State(string id, TaskState state, DateTimeOffset createdAt, IReadOnlyList<TaskResult>? results = null, string error = "") =>
+        new() { TaskId = id, TaskName = "t", State = state, CreatedAt = createdAt, Results = results, Error = error };
+
+    [Fact]
+    public async Task SetState_LaterStatesKeepTheFirstCreatedAt_AndResultsRoundTrip()
+    {
+        await using var backend = await Factory.CreateBackendAsync();
+        var id = TaskIds.NewTaskId();
+        var created = new DateTimeOffset(2026, 1, 2, 3, 4, 5, TimeSpan.Zero).AddTicks(1234567);
+        await backend.SetStateAsync(State(id, TaskState.Pending, created));
+        await backend.SetStateAsync(State(id, TaskState.Success, created.AddMinutes(5), [new TaskResult("int64", long.MaxValue), new TaskResult("[]string", new[] { "a", "<&>" })]));
+
+        var stored = await backend.GetStateAsync(id);
+        Assert.NotNull(stored);
+        Assert.Equal(TaskState.Success, stored.State);
+        Assert.Equal(created, stored.CreatedAt);
+        Assert.Equal(long.MaxValue, stored.Results![0].Value);
+        Assert.Equal(["a", "<&>"], (string[])stored.Results[1].Value!);
+    }
+
+    [Fact]
+    public async Task GetState_Unknown_ReturnsNull()
+    {
+        await using var backend = await Factory.CreateBackendAsync();
+        Assert.Null(await backend.GetStateAsync(TaskIds.NewTaskId()));
+    }
+
+    [Fact]
+    public async Task GetStates_ReturnsEachInTheOrderAsked_NullForUnknown()
+    {
+        await using var backend = await Factory.CreateBackendAsync();
+        var ids = Enumerable.Range(0, 5).Select(_ => TaskIds.NewTaskId()).ToList();
+        for (var i = 0; i < ids.Count; i++)
+        {
+            await backend.SetStateAsync(State(ids[i], TaskState.Failure, DateTimeOffset.UnixEpoch, error: $"e{i}"));
+        }
+
+        var unknown = TaskIds.NewTaskId();
+        var states = await backend.GetStatesAsync([ids[3], unknown, ids[0], ids[4]]);
+        Assert.Equal(["e3", null, "e0", "e4"], states.Select(s => s?.Error));
+    }
+
+    [Fact]
+    public async Task GroupMeta_RoundTripsTheMembersInOrder()
+    {
+        await using var backend = await Factory.CreateBackendAsync();
+        var groupId = TaskIds.NewGroupId();
+        var members = Enumerable.Range(0, 50).Select(_ => TaskIds.NewTaskId()).ToList();
+        await backend.InitGroupAsync(new GroupMeta { GroupId = groupId, TaskIds = members, CreatedAt = DateTimeOffset.UnixEpoch });
+
+        var meta = await backend.GetGroupMetaAsync(groupId);
+        Assert.Equal(members, meta!.TaskIds);
+        Assert.False(meta.ChordTriggered);
+        Assert.Null(await backend.GetGroupMetaAsync(TaskIds.NewGroupId()));
+    }
+
+    [Fact]
+    public async Task CompleteGroupMember_CountsEachMemberOnce_AndTracksFailuresAndTheTrigger()
+    {
+        await using var backend = await Factory.CreateBackendAsync();
+        var groupId = TaskIds.NewGroupId();
+        var a = TaskIds.NewTaskId();
+        var b = TaskIds.NewTaskId();
+        await backend.InitGroupAsync(new GroupMeta { GroupId = groupId, TaskIds = [a, b], CreatedAt = DateTimeOffset.UnixEpoch });
+
+        Assert.Equal(new GroupCompletion(1, 0, true, false), await backend.CompleteGroupMemberAsync(groupId, a, succeeded: true));
+        Assert.Equal(new GroupCompletion(1, 0, false, false), await backend.CompleteGroupMemberAsync(groupId, a, succeeded: true));
+        Assert.Equal(new GroupCompletion(2, 1, true, false), await backend.CompleteGroupMemberAsync(groupId, b, succeeded: false));
+        await backend.MarkChordTriggeredAsync(groupId);
+        Assert.Equal(new GroupCompletion(2, 1, false, true), await backend.CompleteGroupMemberAsync(groupId, b, succeeded: false));
+        Assert.True((await backend.GetGroupMetaAsync(groupId))!.ChordTriggered);
+    }
+
+    [Fact]
+    public async Task CompleteGroupMember_ConcurrentMembers_ExactlyOneSeesTheGroupComplete()
+    {
+        await using var backend = await Factory.CreateBackendAsync();
+        var groupId = TaskIds.NewGroupId();
+        var members = Enumerable.Range(0, 200).Select(_ => TaskIds.NewTaskId()).ToList();
+        await backend.InitGroupAsync(new GroupMeta { GroupId = groupId, TaskIds = members, CreatedAt = DateTimeOffset.UnixEpoch });
+
+        var completions = await Task.WhenAll(members.Select(id => Task.Run(async () => await backend.CompleteGroupMemberAsync(groupId, id, succeeded: true))));
+
+        Assert.Single(completions, c => c.Completed == members.Count && c.IsFirstCompletion);
+        Assert.Equal(Enumerable.Range(1, members.Count), completions.Select(c => c.Completed).Order());
+    }
+
+    [Fact]
+    public async Task WaitForChange_ReturnsSoonAfterTheStateIsWritten_OrAfterMaxWait()
+    {
+        await using var backend = await Factory.CreateBackendAsync();
+        var id = TaskIds.NewTaskId();
+        var started = DateTime.UtcNow;
+        await backend.WaitForChangeAsync(id, TimeSpan.FromMilliseconds(100));
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(5));
+
+        var waiting = backend.WaitForChangeAsync(id, TimeSpan.FromSeconds(20)).AsTask();
+        await backend.SetStateAsync(State(id, TaskState.Success, DateTimeOffset.UnixEpoch, []));
+        if (backend.Capabilities.HasFlag(ResultBackendCapabilities.ChangeNotifications))
+        {
+            await waiting.WaitAsync(TimeSpan.FromSeconds(5));
+        }
+
+        Assert.Equal(TaskState.Success, (await backend.GetStateAsync(id))!.State);
+    }
+
+    [Fact]
+    public async Task Delete_RemovesStateAndGroup()
+    {
+        await using var backend = await Factory.CreateBackendAsync();
+        var id = TaskIds.NewTaskId();
+        var groupId = TaskIds.NewGroupId();
+        await backend.SetStateAsync(State(id, TaskState.Pending, DateTimeOffset.UnixEpoch));
+        await backend.InitGroupAsync(new GroupMeta { GroupId = groupId, TaskIds = [id], CreatedAt = DateTimeOffset.UnixEpoch });
+
+        await backend.DeleteStateAsync(id);
+        await backend.DeleteGroupAsync(groupId);
+
+        Assert.Null(await backend.GetStateAsync(id));
+        Assert.Null(await backend.GetGroupMetaAsync(groupId));
+    }
+}
