@@ -41,6 +41,8 @@ public sealed class ConveyorDiagnostics : IDisposable
         ProcessDuration = _meter.CreateHistogram<double>("messaging.process.duration", "s", "How long a task's handler ran.");
     }
 
+    internal Meter Meter => _meter;
+
     internal Counter<long> Published { get; }
 
     internal Counter<long> Consumed { get; }
