@@ -146,6 +146,11 @@ internal sealed class TaskHandler
                     values[i] = Check(args![next], next, _parameterTypes[i], _parameterTypeNames[i]);
                     next++;
                     break;
+                case ParameterKind.ParamsArray when count - next == 1 && args![next].Value?.GetType() == _parameterTypes[i]:
+                    // Like C#, a params parameter also takes one array: sum([]int64) and sum(int64, int64, ...) both work.
+                    values[i] = args[next].Value;
+                    next++;
+                    break;
                 case ParameterKind.ParamsArray:
                     var elementType = _parameterTypes[i].GetElementType()!;
                     var elementName = _parameterTypeNames[i][..^3];

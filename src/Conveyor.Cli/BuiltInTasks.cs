@@ -1,0 +1,50 @@
+namespace Conveyor.Cli;
+
+/// <summary>The example tasks every <c>conveyor worker</c> runs.</summary>
+internal static class BuiltInTasks
+{
+    /// <summary>The header that marks a benchmark task; its value is the benchmark run id.</summary>
+    public const string BenchHeader = "conveyor-bench";
+
+    public static TaskRegistry Register(TaskRegistry registry, IResultBackend backend)
+    {
+        return registry
+            .Register("add", async (long a, long b, TaskContext context) =>
+            {
+                await TrackBenchExecutionAsync(backend, context).ConfigureAwait(false);
+                return a + b;
+            })
+            .Register("multiply", (long a, long b) => a * b)
+            .Register("sum", (params long[] values) => values.Sum())
+            .Register("concat", (params string[] values) => string.Concat(values))
+            .Register("echo", (string text) => text)
+            .Register("sleep", async (long milliseconds, CancellationToken cancellationToken) =>
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(milliseconds), cancellationToken).ConfigureAwait(false);
+                return milliseconds;
+            })
+            .Register("fail", string (string message) => throw new InvalidOperationException(message));
+    }
+
+    /// <summary>
+    /// Counts benchmark executions through the backend's idempotent group counter: the first run of a task
+    /// registers it, a second run registers the task as a duplicate. Works across processes and providers.
+    /// </summary>
+    private static async ValueTask TrackBenchExecutionAsync(IResultBackend backend, TaskContext context)
+    {
+        if (context.Signature.GetHeader(BenchHeader) is not { Length: > 0 } runId)
+        {
+            return;
+        }
+
+        var execution = await backend.CompleteGroupMemberAsync(ExecutionGroup(runId), context.TaskId, succeeded: true, context.CancellationToken).ConfigureAwait(false);
+        if (!execution.IsFirstCompletion)
+        {
+            await backend.CompleteGroupMemberAsync(DuplicateGroup(runId), context.TaskId, succeeded: true, context.CancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public static string ExecutionGroup(string runId) => "conveyor_bench_exec_" + runId;
+
+    public static string DuplicateGroup(string runId) => "conveyor_bench_dup_" + runId;
+}

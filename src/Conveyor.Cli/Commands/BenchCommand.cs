@@ -1,0 +1,362 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace Conveyor.Cli.Commands;
+
+internal sealed class BenchSettings : ConnectionSettings
+{
+    [CommandOption("-n|--tasks <N>")]
+    [Description("How many add tasks to publish. Default: 10000")]
+    public int Tasks { get; init; } = 10_000;
+
+    [CommandOption("--rate <R>")]
+    [Description("Publish R tasks a second instead of all at once")]
+    public double? Rate { get; init; }
+
+    [CommandOption("-c|--concurrency <C>")]
+    [Description("Concurrency of each worker started with --workers, and publishes in flight. Default: 16")]
+    public int Concurrency { get; init; } = 16;
+
+    [CommandOption("-w|--workers <W>")]
+    [Description("Start W worker processes for the run. Default: 1")]
+    public int? Workers { get; init; }
+
+    [CommandOption("--no-worker")]
+    [Description("Start no worker: use workers started elsewhere on the same broker and queue")]
+    public bool NoWorker { get; init; }
+
+    [CommandOption("--timeout <SECONDS>")]
+    [Description("Stop waiting for results after this long; tasks not finished count as lost. Default: 300")]
+    public double Timeout { get; init; } = 300;
+
+    [CommandOption("--json")]
+    [Description("Print one JSON object")]
+    public bool Json { get; init; }
+
+    public int WorkerCount => NoWorker ? 0 : Workers ?? 1;
+
+    public override ValidationResult Validate() =>
+        Tasks < 1 ? ValidationResult.Error("-n must be at least 1")
+        : NoWorker && Workers is not null ? ValidationResult.Error("use --workers or --no-worker, not both")
+        : Workers is < 1 ? ValidationResult.Error("--workers must be at least 1")
+        : Rate is <= 0 ? ValidationResult.Error("--rate must be positive")
+        : Concurrency < 1 ? ValidationResult.Error("--concurrency must be at least 1")
+        : ValidationResult.Success();
+}
+
+/// <summary>
+/// <c>conveyor bench</c>: the end-to-end benchmark. Publishes N add tasks, watches their states until the
+/// producer has seen every result, and reports throughput, latency (from just before publish to SUCCESS seen by
+/// the producer), lost tasks and duplicates (tasks that ran more than once, counted by the workers through the
+/// backend's idempotent group counter).
+/// </summary>
+internal sealed class BenchCommand : AsyncCommand<BenchSettings>
+{
+    private const int StateBatch = 512;
+
+    public override async Task<int> ExecuteAsync(CommandContext context, BenchSettings settings, CancellationToken cancellationToken)
+    {
+        using var loggerFactory = CliLogging.Create(LogLevel.Warning);
+        await using var providers = await Connections.OpenAsync(settings.BrokerUrl, settings.BackendUrl, loggerFactory, cancellationToken).ConfigureAwait(false);
+        var queue = settings.QueueName;
+        var client = new ConveyorClient(providers.Broker, providers.Backend, new ConveyorClientOptions { DefaultQueue = queue });
+        var workers = new List<Process>();
+        var inProcess = new List<ConveyorWorker>();
+        try
+        {
+            // memory:// lives in this process only, so its workers must too.
+            var sharedInProcess = providers.BrokerUrl.StartsWith("memory:", StringComparison.OrdinalIgnoreCase);
+            for (var i = 0; i < settings.WorkerCount; i++)
+            {
+                if (sharedInProcess)
+                {
+                    var worker = new ConveyorWorker(client, BuiltInTasks.Register(new TaskRegistry(), providers.Backend), new WorkerOptions { Queue = queue, Concurrency = settings.Concurrency }, loggerFactory);
+                    inProcess.Add(worker);
+                    await worker.StartAsync(cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    workers.Add(StartWorker(settings, queue, i));
+                }
+            }
+
+            if (settings.WorkerCount > 0 || settings.NoWorker)
+            {
+                await WarmUpAsync(client, settings, cancellationToken).ConfigureAwait(false);
+            }
+
+            var report = await RunAsync(client, providers, settings, cancellationToken).ConfigureAwait(false);
+            Print(report, settings.Json);
+            return report.Lost == 0 ? ExitCodes.Success : ExitCodes.TaskFailed;
+        }
+        finally
+        {
+            await StopWorkersAsync(workers).ConfigureAwait(false);
+            foreach (var worker in inProcess)
+            {
+                await worker.StopAsync(CancellationToken.None).ConfigureAwait(false);
+                worker.Dispose();
+            }
+        }
+    }
+
+    private static Process StartWorker(BenchSettings settings, string queue, int index)
+    {
+        var (fileName, prefix) = SelfCommand();
+        var start = new ProcessStartInfo(fileName)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in prefix.Concat(["worker", "--broker", settings.BrokerUrl, "--backend", settings.BackendUrl, "--queue", queue,
+                     "--concurrency", settings.Concurrency.ToString(CultureInfo.InvariantCulture), "--name", $"bench-worker-{index + 1}-{Environment.ProcessId}", "--quiet"]))
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var process = Process.Start(start) ?? throw new CliException("could not start a worker process");
+        process.OutputDataReceived += (_, e) => { };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is { Length: > 0 } line)
+            {
+                Console.Error.WriteLine($"[worker {index + 1}] {line}");
+            }
+        };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    /// <summary>The command that runs this tool again: its apphost, or <c>dotnet conveyor.dll</c>.</summary>
+    private static (string FileName, string[] Prefix) SelfCommand()
+    {
+        var processPath = Environment.ProcessPath ?? throw new CliException("cannot tell how this command was started");
+        var assembly = typeof(BenchCommand).Assembly.Location;
+        return Path.GetFileNameWithoutExtension(processPath).Equals("dotnet", StringComparison.OrdinalIgnoreCase)
+            ? (processPath, [assembly])
+            : (processPath, []);
+    }
+
+    private static async Task StopWorkersAsync(List<Process> workers)
+    {
+        foreach (var worker in workers.Where(w => !w.HasExited))
+        {
+            // SIGTERM: the worker shuts down gracefully.
+            _ = Process.Start("kill", ["-TERM", worker.Id.ToString(CultureInfo.InvariantCulture)])?.WaitForExit(5000);
+        }
+
+        foreach (var worker in workers)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            try
+            {
+                await worker.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                worker.Kill(entireProcessTree: true);
+            }
+
+            worker.Dispose();
+        }
+    }
+
+    private static async Task WarmUpAsync(ConveyorClient client, BenchSettings settings, CancellationToken cancellationToken)
+    {
+        var warmUp = await client.SendAsync(new Signature("echo", TaskArgument.String("warm-up")), cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await warmUp.GetAsync(TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new CliException(settings.NoWorker
+                ? $"no worker answered on queue {settings.QueueName} within 60 s; start one with: conveyor worker --broker {settings.BrokerUrl} --backend {settings.BackendUrl} --queue {settings.QueueName}"
+                : "the benchmark's workers did not start within 60 s");
+        }
+    }
+
+    private sealed record Report(
+        int Tasks, double Seconds, double TasksPerSecond, double PublishPerSecond, double P50Ms, double P99Ms,
+        int Lost, long Duplicates, string Broker, string Backend);
+
+    private static async Task<Report> RunAsync(ConveyorClient client, Providers providers, BenchSettings settings, CancellationToken cancellationToken)
+    {
+        var runId = Guid.NewGuid().ToString("N");
+        var count = settings.Tasks;
+        var ids = new string[count];
+        var published = new long[count];
+        var completed = new long[count];
+        var publishedCount = 0;
+        var publishedQueue = new System.Collections.Concurrent.ConcurrentQueue<int>();
+
+        var startTimestamp = Stopwatch.GetTimestamp();
+        var stopwatch = Stopwatch.StartNew();
+        var publisher = Task.Run(
+            async () =>
+            {
+                var interval = settings.Rate is { } rate ? TimeSpan.FromSeconds(1 / rate) : TimeSpan.Zero;
+                await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = settings.Rate is null ? Math.Max(4, settings.Concurrency) : 4, CancellationToken = cancellationToken }, async (i, ct) =>
+                {
+                    if (settings.Rate is not null)
+                    {
+                        // Pace by schedule, not by sleeping between sends: task i goes at i / rate.
+                        var due = interval * i;
+                        var wait = due - stopwatch.Elapsed;
+                        if (wait > TimeSpan.Zero)
+                        {
+                            await Task.Delay(wait, ct).ConfigureAwait(false);
+                        }
+                    }
+
+                    var signature = new Signature("add", TaskArgument.Int64(i), TaskArgument.Int64(1));
+                    signature.Headers[BuiltInTasks.BenchHeader] = runId;
+                    ids[i] = signature.Id;
+                    published[i] = Stopwatch.GetTimestamp();
+                    await client.SendAsync(signature, ct).ConfigureAwait(false);
+                    Interlocked.Increment(ref publishedCount);
+                    publishedQueue.Enqueue(i);
+                }).ConfigureAwait(false);
+            },
+            cancellationToken);
+
+        var publishSeconds = 0.0;
+        var done = 0;
+        var deadline = TimeSpan.FromSeconds(settings.Timeout);
+        var pending = new List<int>(count);
+        var progress = !settings.Json && !Console.IsOutputRedirected;
+        var lastPrinted = TimeSpan.Zero;
+        while (done < count && stopwatch.Elapsed < deadline)
+        {
+            // Watch every task once its publish has completed.
+            while (publishedQueue.TryDequeue(out var index))
+            {
+                pending.Add(index);
+            }
+
+            if (publisher.IsCompleted && publishSeconds == 0)
+            {
+                await publisher.ConfigureAwait(false);
+                publishSeconds = stopwatch.Elapsed.TotalSeconds;
+            }
+
+            var finishedThisPass = 0;
+            for (var offset = 0; offset < pending.Count; offset += StateBatch)
+            {
+                var batch = pending.GetRange(offset, Math.Min(StateBatch, pending.Count - offset));
+                var states = await providers.Backend.GetStatesAsync([.. batch.Select(i => ids[i])], cancellationToken).ConfigureAwait(false);
+                var now = Stopwatch.GetTimestamp();
+                for (var j = 0; j < batch.Count; j++)
+                {
+                    if (states[j] is { IsCompleted: true })
+                    {
+                        completed[batch[j]] = now;
+                        finishedThisPass++;
+                    }
+                }
+
+                // Tasks finish roughly in publish order: stop scanning after a batch with nothing finished.
+                if (states.All(s => s is not { IsCompleted: true }))
+                {
+                    break;
+                }
+            }
+
+            if (finishedThisPass > 0)
+            {
+                done += finishedThisPass;
+                pending.RemoveAll(i => completed[i] != 0);
+            }
+            else if (pending.Count > 0)
+            {
+                // Sleep until the oldest task's state changes (pushed where the backend can) or 2 ms pass.
+                await providers.Backend.WaitForChangeAsync(ids[pending[0]], TimeSpan.FromMilliseconds(2), cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (progress && stopwatch.Elapsed - lastPrinted > TimeSpan.FromSeconds(1))
+            {
+                lastPrinted = stopwatch.Elapsed;
+                AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"[grey]{stopwatch.Elapsed.TotalSeconds:F0}s: published {Volatile.Read(ref publishedCount):N0}, finished {done:N0} of {count:N0}[/]");
+            }
+        }
+
+        var seconds = stopwatch.Elapsed.TotalSeconds;
+        if (publishSeconds == 0)
+        {
+            publishSeconds = seconds;
+        }
+
+        var latencies = Enumerable.Range(0, count)
+            .Where(i => completed[i] != 0)
+            .Select(i => Stopwatch.GetElapsedTime(published[i], completed[i]).TotalMilliseconds)
+            .Order()
+            .ToArray();
+        var lastCompletion = completed.Where(c => c != 0).DefaultIfEmpty(0).Max();
+        var elapsed = lastCompletion == 0 ? seconds : Stopwatch.GetElapsedTime(startTimestamp, lastCompletion).TotalSeconds;
+        var probe = await providers.Backend.CompleteGroupMemberAsync(BuiltInTasks.DuplicateGroup(runId), "probe", succeeded: true, cancellationToken).ConfigureAwait(false);
+        await providers.Backend.DeleteGroupAsync(BuiltInTasks.DuplicateGroup(runId), cancellationToken).ConfigureAwait(false);
+        await providers.Backend.DeleteGroupAsync(BuiltInTasks.ExecutionGroup(runId), cancellationToken).ConfigureAwait(false);
+
+        return new Report(
+            count,
+            Math.Round(elapsed, 3),
+            Math.Round(latencies.Length / elapsed, 1),
+            Math.Round(count / publishSeconds, 1),
+            Math.Round(Percentile(latencies, 0.50), 2),
+            Math.Round(Percentile(latencies, 0.99), 2),
+            count - latencies.Length,
+            probe.Completed - 1,
+            providers.BrokerUrl,
+            providers.BackendUrl);
+    }
+
+    private static double Percentile(double[] sorted, double p) =>
+        sorted.Length == 0 ? double.NaN : sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
+
+    private static void Print(Report report, bool json)
+    {
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(
+                new Dictionary<string, object>
+                {
+                    ["tasks"] = report.Tasks,
+                    ["seconds"] = report.Seconds,
+                    ["tasks_per_second"] = report.TasksPerSecond,
+                    ["publish_per_second"] = report.PublishPerSecond,
+                    ["p50_ms"] = report.P50Ms,
+                    ["p99_ms"] = report.P99Ms,
+                    ["lost"] = report.Lost,
+                    ["duplicates"] = report.Duplicates,
+                    ["broker"] = report.Broker,
+                    ["backend"] = report.Backend,
+                },
+                CliJson.Options));
+            return;
+        }
+
+        var table = new Table().AddColumns("tasks", "seconds", "tasks/s", "publish/s", "p50 ms", "p99 ms", "lost", "duplicates");
+        table.AddRow(
+            report.Tasks.ToString("N0", CultureInfo.InvariantCulture),
+            report.Seconds.ToString("F2", CultureInfo.InvariantCulture),
+            report.TasksPerSecond.ToString("N0", CultureInfo.InvariantCulture),
+            report.PublishPerSecond.ToString("N0", CultureInfo.InvariantCulture),
+            report.P50Ms.ToString("F2", CultureInfo.InvariantCulture),
+            report.P99Ms.ToString("F2", CultureInfo.InvariantCulture),
+            report.Lost.ToString(CultureInfo.InvariantCulture),
+            report.Duplicates.ToString(CultureInfo.InvariantCulture));
+        AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"broker {report.Broker}, backend {report.Backend}");
+        AnsiConsole.Write(table);
+    }
+}

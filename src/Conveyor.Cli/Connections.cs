@@ -1,0 +1,115 @@
+using Conveyor.InMemory;
+using Microsoft.Extensions.Logging;
+
+namespace Conveyor.Cli;
+
+/// <summary>
+/// Maps connection URLs to providers; the only place that knows every provider. <c>memory://</c> (one process),
+/// <c>sqlite://PATH</c> (relative, or <c>sqlite:///abs/path.db</c>).
+/// </summary>
+internal static class Connections
+{
+    public const string DefaultUrl = "sqlite://conveyor.db";
+    public const string BrokerVariable = "CONVEYOR_BROKER";
+    public const string BackendVariable = "CONVEYOR_RESULT_BACKEND";
+    public const string QueueVariable = "CONVEYOR_DEFAULT_QUEUE";
+    public const string DefaultQueue = "machinery_tasks";
+
+    public static string ResolveBroker(string? url) => Pick(url, BrokerVariable);
+
+    public static string ResolveBackend(string? url) => Pick(url, BackendVariable);
+
+    public static string ResolveQueue(string? queue) =>
+        !string.IsNullOrWhiteSpace(queue) ? queue
+        : Environment.GetEnvironmentVariable(QueueVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment
+        : DefaultQueue;
+
+    private static string Pick(string? url, string variable) =>
+        !string.IsNullOrWhiteSpace(url) ? url
+        : Environment.GetEnvironmentVariable(variable) is { Length: > 0 } fromEnvironment ? fromEnvironment
+        : DefaultUrl;
+
+    public static async Task<Providers> OpenAsync(string brokerUrl, string backendUrl, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        IBroker? broker = null;
+        try
+        {
+            broker = await OpenBrokerAsync(brokerUrl, loggerFactory, cancellationToken).ConfigureAwait(false);
+            var backend = await OpenBackendAsync(backendUrl, loggerFactory, cancellationToken).ConfigureAwait(false);
+            return new Providers(broker, backend, brokerUrl, backendUrl);
+        }
+        catch
+        {
+            if (broker is not null)
+            {
+                await broker.DisposeAsync().ConfigureAwait(false);
+            }
+
+            throw;
+        }
+    }
+
+    private static ValueTask<IBroker> OpenBrokerAsync(string url, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        var (scheme, rest) = Split(url);
+        return scheme switch
+        {
+            "memory" => ValueTask.FromResult<IBroker>(new InMemoryBroker()),
+            "sqlite" => ValueTask.FromResult(SqliteConnections.OpenBroker(SqlitePath(rest, url), loggerFactory)),
+            _ => throw Unsupported(url, "broker"),
+        };
+    }
+
+    private static ValueTask<IResultBackend> OpenBackendAsync(string url, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        var (scheme, rest) = Split(url);
+        return scheme switch
+        {
+            "memory" => ValueTask.FromResult<IResultBackend>(new InMemoryResultBackend()),
+            "sqlite" => ValueTask.FromResult(SqliteConnections.OpenBackend(SqlitePath(rest, url), loggerFactory)),
+            _ => throw Unsupported(url, "result backend"),
+        };
+    }
+
+    private static (string Scheme, string Remainder) Split(string url)
+    {
+        var separator = url.IndexOf("://", StringComparison.Ordinal);
+        if (separator <= 0)
+        {
+            throw new CliException($"'{url}' is not a connection URL; use sqlite://PATH, memory://, redis://HOST:PORT or amqp://HOST:PORT");
+        }
+
+        return (url[..separator].ToLowerInvariant(), url[(separator + 3)..]);
+    }
+
+    /// <summary><c>sqlite://conveyor.db</c> is relative to the working directory; <c>sqlite:///var/x.db</c> is absolute.</summary>
+    private static string SqlitePath(string rest, string url)
+    {
+        if (rest.Length == 0)
+        {
+            throw new CliException($"'{url}' names no database file; use sqlite://conveyor.db or sqlite:///absolute/path.db");
+        }
+
+        var path = Path.GetFullPath(rest);
+        var directory = Path.GetDirectoryName(path);
+        if (directory is not null && !Directory.Exists(directory))
+        {
+            throw new CliException($"cannot open {url}: the folder {directory} does not exist");
+        }
+
+        return path;
+    }
+
+    private static CliException Unsupported(string url, string role) =>
+        new($"'{url}' is not a supported {role} URL; use sqlite://PATH or memory://");
+}
+
+/// <summary>An open broker and backend, disposed together.</summary>
+internal sealed record Providers(IBroker Broker, IResultBackend Backend, string BrokerUrl, string BackendUrl) : IAsyncDisposable
+{
+    public async ValueTask DisposeAsync()
+    {
+        await Broker.DisposeAsync().ConfigureAwait(false);
+        await Backend.DisposeAsync().ConfigureAwait(false);
+    }
+}

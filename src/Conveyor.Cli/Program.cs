@@ -1,0 +1,53 @@
+using System.Runtime.InteropServices;
+using Conveyor.Cli;
+using Conveyor.Cli.Commands;
+using Spectre.Console.Cli;
+
+// The CLI, not the library, owns the process's signals: Ctrl+C and SIGTERM cancel the command, which then shuts
+// its worker down gracefully.
+using var stop = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    stop.Cancel();
+};
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+{
+    context.Cancel = true;
+    stop.Cancel();
+});
+
+// Redirected output (CI, pipes) keeps whole lines instead of wrapping at 80 columns.
+if (Console.IsOutputRedirected)
+{
+    Spectre.Console.AnsiConsole.Profile.Width = 240;
+}
+
+var app = new CommandApp();
+app.Configure(config =>
+{
+    config.SetApplicationName("conveyor");
+    config.AddCommand<WorkerCommand>("worker").WithDescription("Run the built-in example tasks until Ctrl+C or SIGTERM");
+    config.AddCommand<SendCommand>("send").WithDescription("Publish a task: conveyor send add int64:2 int64:3 --wait");
+    config.AddCommand<StatusCommand>("status").WithDescription("Show a task's state and results");
+    config.AddCommand<QueuesCommand>("queues").WithDescription("Pending, delayed, in-flight and dead-lettered counts per queue");
+    config.AddCommand<PurgeCommand>("purge").WithDescription("Delete a queue's pending and delayed tasks");
+    config.AddCommand<DeadLettersCommand>("dead-letters").WithDescription("List dead letters with their reasons, or --requeue them");
+    config.AddCommand<DemoCommand>("demo").WithDescription("Run a worker in this process and send a task, a group, a chord and a chain");
+    config.AddCommand<BenchCommand>("bench").WithDescription("End-to-end benchmark: tasks/s, latency p50/p99, lost, duplicates");
+    config.SetExceptionHandler((exception, _) =>
+    {
+        // One line that says what to fix: no stack trace.
+        var message = exception switch
+        {
+            CliException cli => cli.Message,
+            CommandParseException or CommandRuntimeException => exception.Message,
+            OperationCanceledException => "canceled",
+            _ => $"{exception.GetType().Name}: {exception.Message}",
+        };
+        Console.Error.WriteLine($"conveyor: {message}");
+        return ExitCodes.UsageOrConnection;
+    });
+});
+
+return await app.RunAsync(args, stop.Token).ConfigureAwait(false);
