@@ -67,8 +67,10 @@ internal static class GoTime
         }
         else
         {
-            var length = reader.CopyString(buffer);
-            text = buffer[..length];
+            // Unescaping never lengthens text, so an escaped value that fits the buffer is copied; a longer one (not a
+            // time, or a time with needless escapes) goes through a string rather than overflow the buffer.
+            var escapedLength = reader.HasValueSequence ? reader.ValueSequence.Length : reader.ValueSpan.Length;
+            text = escapedLength <= buffer.Length ? buffer[..reader.CopyString(buffer)] : System.Text.Encoding.UTF8.GetBytes(reader.GetString()!);
         }
 
         if (!TryParse(text, out var result))

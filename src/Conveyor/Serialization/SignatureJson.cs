@@ -59,7 +59,9 @@ internal static class SignatureJson
         if (signature.HeadersOrNull is { } headers)
         {
             writer.WriteStartObject();
-            foreach (var (key, value) in headers)
+            // Headers is a Go map: encoding/json writes its keys sorted by their UTF-8 bytes, which ordinal order matches
+            // for every key short of a mix of U+E000..U+FFFF and supplementary characters.
+            foreach (var (key, value) in headers.Count > 1 ? headers.OrderBy(h => h.Key, StringComparer.Ordinal) : (IEnumerable<KeyValuePair<string, object?>>)headers)
             {
                 writer.WritePropertyName(key);
                 WireValues.Write(writer, value);

@@ -79,6 +79,12 @@ public static class WireFormat
         {
             throw new WireFormatException($"Malformed task message: {ex.Message}", ex);
         }
+        catch (InvalidOperationException ex) when (ex.InnerException is System.Text.DecoderFallbackException)
+        {
+            // Utf8JsonReader.GetString reports invalid UTF-8 this way (the generated readers of states and metas turn
+            // it into a JsonException themselves).
+            throw new WireFormatException($"Malformed task message: {ex.Message}", ex);
+        }
     }
 
     /// <summary>Serializes a task state to machinery's JSON.</summary>

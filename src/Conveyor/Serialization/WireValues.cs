@@ -152,7 +152,7 @@ internal static class WireValues
             case MachineryTypes.Kind.Float32 or MachineryTypes.Kind.Float64:
                 if (token == JsonTokenType.Number && reader.TryGetDouble(out var d))
                 {
-                    value = kind == MachineryTypes.Kind.Float32 ? (float)d : d;
+                    value = kind == MachineryTypes.Kind.Float32 ? (object)(float)d : d;
                     return true;
                 }
 
@@ -247,7 +247,8 @@ internal static class WireValues
             case double d: WriteGoFloat(writer, d, false); break;
             case float f: WriteGoFloat(writer, f, true); break;
             case string str: writer.WriteStringValue(str); break;
-            case byte[] bytes: writer.WriteBase64StringValue(bytes); break;
+            // The CLR lets an sbyte[] pass `is byte[]`; only a real byte[] is Go's []byte (base64).
+            case byte[] bytes when bytes.GetType() == typeof(byte[]): writer.WriteBase64StringValue(bytes); break;
             case InvalidWireValue invalid: writer.WriteRawValue(invalid.RawJson, skipInputValidation: true); break;
             case JsonElement element: element.WriteTo(writer); break;
             case System.Collections.IEnumerable sequence:
@@ -266,7 +267,7 @@ internal static class WireValues
 
     /// <summary>
     /// Writes a float the way Go's encoding/json does: the shortest text that round-trips, in plain decimal for
-    /// 1e-6 &lt;= |x| &lt; 1e21 and in exponent form (<c>1e+21</c>, <c>1.5e-07</c>) outside it.
+    /// 1e-6 &lt;= |x| &lt; 1e21 and in exponent form (<c>1e+21</c>, <c>1.5e-7</c>) outside it.
     /// </summary>
     public static void WriteGoFloat(Utf8JsonWriter writer, double value, bool is32)
     {
@@ -281,8 +282,19 @@ internal static class WireValues
     public static string FormatGoFloat(double value, bool is32)
     {
         var shortest = is32 ? ((float)value).ToString("R", CultureInfo.InvariantCulture) : value.ToString("R", CultureInfo.InvariantCulture);
-        var abs = Math.Abs(value);
-        var plain = abs == 0 || (abs >= 1e-6 && abs < 1e21);
+        bool plain;
+        if (is32)
+        {
+            // Go compares a float32's cutoffs in float32: float32(0.000001) is not below float32(1e-6).
+            var abs32 = Math.Abs((float)value);
+            plain = abs32 == 0 || (abs32 >= 1e-6f && abs32 < 1e21f);
+        }
+        else
+        {
+            var abs = Math.Abs(value);
+            plain = abs == 0 || (abs >= 1e-6 && abs < 1e21);
+        }
+
         var exponentAt = shortest.IndexOf('E', StringComparison.Ordinal);
         if (plain && exponentAt < 0)
         {
@@ -348,7 +360,9 @@ internal static class WireValues
         var e = point - 1;
         builder.Append('e').Append(e < 0 ? '-' : '+');
         var magnitude = Math.Abs(e);
-        if (magnitude < 10)
+
+        // strconv pads the exponent to two digits, then encoding/json cleans "e-07" up to "e-7" (positive exponents are >= 21 here).
+        if (e >= 0 && magnitude < 10)
         {
             builder.Append('0');
         }

@@ -1,0 +1,30 @@
+namespace Conveyor.Cli.Tests;
+
+public sealed class ConnectionsTests
+{
+    [Fact]
+    public void Resolve_NothingSet_DefaultsToTheEmbeddedSqliteFile()
+    {
+        if (Environment.GetEnvironmentVariable(Connections.BrokerVariable) is null && Environment.GetEnvironmentVariable(Connections.BackendVariable) is null)
+        {
+            Assert.Equal("sqlite://conveyor.db", Connections.ResolveBroker(null));
+            Assert.Equal("sqlite://conveyor.db", Connections.ResolveBackend(null));
+        }
+
+        Assert.Equal("memory://", Connections.ResolveBroker("memory://"));
+        Assert.Equal("q1", Connections.ResolveQueue("q1"));
+    }
+
+    [Theory]
+    [InlineData("nonsense", "is not a connection URL")]
+    [InlineData("ftp://x", "is not a supported broker URL")]
+    [InlineData("sqlite://", "names no database file")]
+    [InlineData("sqlite:///no/such/folder/x.db", "the folder /no/such/folder does not exist")]
+    public async Task Open_BadUrl_FailsWithAOneLineMessageSayingWhatToFix(string url, string expected)
+    {
+        var error = await Assert.ThrowsAsync<CliException>(async () =>
+            await Connections.OpenAsync(url, "memory://", Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, CancellationToken.None));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', error.Message);
+    }
+}
