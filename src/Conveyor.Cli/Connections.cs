@@ -56,6 +56,8 @@ internal static class Connections
         {
             "memory" => ValueTask.FromResult<IBroker>(new InMemoryBroker()),
             "sqlite" => ValueTask.FromResult(SqliteConnections.OpenBroker(SqlitePath(rest, url), loggerFactory)),
+            "redis" or "rediss" or "redis+sentinel" => RedisConnections.OpenBrokerAsync(url, loggerFactory, cancellationToken),
+            "amqp" or "amqps" => AmqpConnections.OpenBrokerAsync(url, loggerFactory, cancellationToken),
             _ => throw Unsupported(url, "broker"),
         };
     }
@@ -67,6 +69,7 @@ internal static class Connections
         {
             "memory" => ValueTask.FromResult<IResultBackend>(new InMemoryResultBackend()),
             "sqlite" => ValueTask.FromResult(SqliteConnections.OpenBackend(SqlitePath(rest, url), loggerFactory)),
+            "redis" or "rediss" or "redis+sentinel" => RedisConnections.OpenBackendAsync(url, loggerFactory, cancellationToken),
             _ => throw Unsupported(url, "result backend"),
         };
     }
@@ -101,7 +104,7 @@ internal static class Connections
     }
 
     private static CliException Unsupported(string url, string role) =>
-        new($"'{url}' is not a supported {role} URL; use sqlite://PATH or memory://");
+        new($"'{url}' is not a supported {role} URL; use sqlite://PATH, redis://HOST:PORT, amqp://HOST:PORT (broker only) or memory://");
 }
 
 /// <summary>An open broker and backend, disposed together.</summary>
