@@ -55,7 +55,7 @@ internal static class Connections
         return scheme switch
         {
             "memory" => ValueTask.FromResult<IBroker>(new InMemoryBroker()),
-            "sqlite" => ValueTask.FromResult(SqliteConnections.OpenBroker(SqlitePath(rest, url), loggerFactory)),
+            "sqlite" => ValueTask.FromResult(SqliteConnections.OpenBroker(rest, url, loggerFactory)),
             "redis" or "rediss" or "redis+sentinel" => RedisConnections.OpenBrokerAsync(url, loggerFactory, cancellationToken),
             "amqp" or "amqps" => AmqpConnections.OpenBrokerAsync(url, loggerFactory, cancellationToken),
             _ => throw Unsupported(url, "broker"),
@@ -68,7 +68,7 @@ internal static class Connections
         return scheme switch
         {
             "memory" => ValueTask.FromResult<IResultBackend>(new InMemoryResultBackend()),
-            "sqlite" => ValueTask.FromResult(SqliteConnections.OpenBackend(SqlitePath(rest, url), loggerFactory)),
+            "sqlite" => ValueTask.FromResult(SqliteConnections.OpenBackend(rest, url, loggerFactory)),
             "redis" or "rediss" or "redis+sentinel" => RedisConnections.OpenBackendAsync(url, loggerFactory, cancellationToken),
             _ => throw Unsupported(url, "result backend"),
         };
@@ -83,24 +83,6 @@ internal static class Connections
         }
 
         return (url[..separator].ToLowerInvariant(), url[(separator + 3)..]);
-    }
-
-    /// <summary><c>sqlite://conveyor.db</c> is relative to the working directory; <c>sqlite:///var/x.db</c> is absolute.</summary>
-    private static string SqlitePath(string rest, string url)
-    {
-        if (rest.Length == 0)
-        {
-            throw new CliException($"'{url}' names no database file; use sqlite://conveyor.db or sqlite:///absolute/path.db");
-        }
-
-        var path = Path.GetFullPath(rest);
-        var directory = Path.GetDirectoryName(path);
-        if (directory is not null && !Directory.Exists(directory))
-        {
-            throw new CliException($"cannot open {url}: the folder {directory} does not exist");
-        }
-
-        return path;
     }
 
     private static CliException Unsupported(string url, string role) =>

@@ -1,0 +1,297 @@
+namespace Conveyor.Redis.Internal;
+
+/// <summary>
+/// The Lua scripts: every step that must not be split by a crash or by another client is one script, which Redis
+/// runs atomically. They run through <c>IDatabase.ScriptEvaluateAsync(string, …)</c>, which sends <c>EVALSHA</c>
+/// and falls back to <c>EVAL</c> after a server restart emptied the script cache.
+/// </summary>
+/// <remarks>
+/// Keys computed inside a script (the queue named in a delayed task, a dead letter's queue) are not declared in
+/// <c>KEYS</c>: that is fine on a single Redis or behind Sentinel, not on Redis Cluster (where machinery's layout,
+/// with one global <c>delayed_tasks</c>, does not work either).
+/// </remarks>
+internal static class RedisScripts
+{
+    /// <summary>
+    /// The wake-up protocol. An idle consumer's fetch sets <c>conveyor:{q}:idle</c> in the same script that found
+    /// the queue empty; whoever pushes to the queue deletes the flag in the same script as the push, and publishes
+    /// on <c>conveyor:{q}:wake</c> only if there was one. So no wake-up is lost (both sides are atomic) and a busy
+    /// queue costs no PUBLISH at all.
+    /// </summary>
+    private const string WakeFunction = """
+        local function conveyor_wake(scope)
+          if redis.call('DEL', scope .. 'idle') == 1 then redis.call('PUBLISH', scope .. 'wake', '1') end
+        end
+
+        """;
+
+    /// <summary>
+    /// RPUSH the message (machinery's producer command) to the queue or to its priority list, note the queue, wake
+    /// idle consumers. KEYS: target list, priority levels, queues set. ARGV: body, queue scope, queue name, level.
+    /// </summary>
+    public const string Publish = WakeFunction + """
+        redis.call('RPUSH', KEYS[1], ARGV[1])
+        if ARGV[4] ~= '0' then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[4]) end
+        redis.call('SADD', KEYS[3], ARGV[3])
+        conveyor_wake(ARGV[2])
+        return 1
+        """;
+
+    /// <summary>
+    /// Moves up to ARGV[1] messages, highest priority level first then the plain queue, each with LMOVE to the
+    /// consumer's in-flight list, and returns them as (level, body) pairs. Refuses (returns -1) while the consumer's
+    /// heartbeat is missing: a consumer that was declared dead heartbeats again before it takes more work, so no
+    /// in-flight list ever fills without a live heartbeat and a registry entry. When nothing was found it sets the
+    /// idle flag (see <see cref="WakeFunction"/>).
+    /// KEYS: priority levels, queue, in-flight list, heartbeat, idle flag. ARGV: max, idle flag PX, priority list prefix.
+    /// </summary>
+    public const string Fetch = """
+        if redis.call('EXISTS', KEYS[4]) == 0 then return -1 end
+        local max = tonumber(ARGV[1])
+        local out = {}
+        local n = 0
+        local levels = redis.call('ZREVRANGE', KEYS[1], 0, -1)
+        for _, level in ipairs(levels) do
+          if n >= max then break end
+          local key = ARGV[3] .. level
+          while n < max do
+            local v = redis.call('LMOVE', key, KEYS[3], 'LEFT', 'RIGHT')
+            if not v then
+              redis.call('ZREM', KEYS[1], level)
+              break
+            end
+            n = n + 1
+            out[#out + 1] = level
+            out[#out + 1] = v
+          end
+        end
+        while n < max do
+          local v = redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'RIGHT')
+          if not v then break end
+          n = n + 1
+          out[#out + 1] = '0'
+          out[#out + 1] = v
+        end
+        if n == 0 then redis.call('SET', KEYS[5], '1', 'PX', ARGV[2]) end
+        return out
+        """;
+
+    /// <summary>
+    /// Hands one message back to the head of the list it came from, if the consumer still holds it (a consumer that
+    /// was declared dead no longer does, and must not duplicate it).
+    /// KEYS: in-flight list, target list, priority levels. ARGV: body, queue scope, level.
+    /// </summary>
+    public const string Release = WakeFunction + """
+        if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+        redis.call('LPUSH', KEYS[2], ARGV[1])
+        if ARGV[3] ~= '0' then redis.call('ZADD', KEYS[3], ARGV[3], ARGV[3]) end
+        conveyor_wake(ARGV[2])
+        return 1
+        """;
+
+    /// <summary>
+    /// Removes the message from the in-flight list and stores it as a dead letter (a hash with the raw bytes) in
+    /// the same step. KEYS: in-flight list, dead-letter list, counts per queue, id sequence.
+    /// ARGV: body, queue, reason, time (Unix ms), entry key prefix.
+    /// </summary>
+    public const string DeadLetter = """
+        if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+        local id = redis.call('INCR', KEYS[4])
+        redis.call('HSET', ARGV[5] .. id, 'queue', ARGV[2], 'reason', ARGV[3], 'at', ARGV[4], 'body', ARGV[1])
+        redis.call('RPUSH', KEYS[2], id)
+        redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+        return id
+        """;
+
+    /// <summary>
+    /// Moves up to ARGV[1] dead letters, oldest first, to the tail of their queues.
+    /// KEYS: dead-letter list, counts per queue. ARGV: max, entry key prefix, key prefix.
+    /// </summary>
+    public const string RequeueDeadLetters = WakeFunction + """
+        local moved = 0
+        for i = 1, tonumber(ARGV[1]) do
+          local id = redis.call('LPOP', KEYS[1])
+          if not id then break end
+          local entry = ARGV[2] .. id
+          local f = redis.call('HMGET', entry, 'queue', 'body')
+          if f[1] and f[2] then
+            redis.call('RPUSH', ARGV[3] .. f[1], f[2])
+            redis.call('HINCRBY', KEYS[2], f[1], -1)
+            conveyor_wake(ARGV[3] .. 'conveyor:{' .. f[1] .. '}:')
+            moved = moved + 1
+          end
+          redis.call('DEL', entry)
+        end
+        return moved
+        """;
+
+    /// <summary>
+    /// Returns every message of a consumer's in-flight list to the head of the queue, in delivery order, and drops
+    /// the consumer from the registry: for a dead consumer (only if its heartbeat is gone, checked in the same step
+    /// so a consumer that just renewed keeps its messages) or, with ARGV[3] = '1', for a consumer handing back its
+    /// own messages as it stops. KEYS: heartbeat, in-flight list, queue, registry. ARGV: consumer id, queue scope, force.
+    /// </summary>
+    public const string Recover = WakeFunction + """
+        if ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+        local n = 0
+        while true do
+          local v = redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT')
+          if not v then break end
+          n = n + 1
+        end
+        redis.call('SREM', KEYS[4], ARGV[1])
+        if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
+        if n > 0 then conveyor_wake(ARGV[2]) end
+        return n
+        """;
+
+    /// <summary>
+    /// Moves due delayed tasks to their queues, ZREM and RPUSH in one step, so a crash between the two cannot lose a
+    /// task (machinery's WATCH/ZREM then a separate publish can). From machinery's <c>delayed_tasks</c>, the queue is
+    /// the JSON's <c>RoutingKey</c> (machinery's re-publish does the same) and, when priorities are on, the
+    /// <c>Priority</c> picks the list; a member without one goes to the mover's own queue, as machinery's worker
+    /// publishes it to its default queue. Returns {moved, earliest remaining score of each set or ''}.
+    /// KEYS: machinery's delayed set, the queue's private delayed set. ARGV: now (Unix ns), limit, key prefix,
+    /// mover's queue, priorities on ('1').
+    /// </summary>
+    public const string MoveDue = WakeFunction + """
+        local limit = tonumber(ARGV[2])
+        local moved = 0
+        local function push(queue, level, body)
+          local scope = ARGV[3] .. 'conveyor:{' .. queue .. '}:'
+          if level > 0 then
+            redis.call('RPUSH', scope .. 'p' .. level, body)
+            redis.call('ZADD', scope .. 'priorities', level, level)
+          else
+            redis.call('RPUSH', ARGV[3] .. queue, body)
+          end
+          conveyor_wake(scope)
+        end
+        local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit)
+        for _, m in ipairs(due) do
+          local queue = ARGV[4]
+          local level = 0
+          local ok, msg = pcall(cjson.decode, m)
+          if ok and type(msg) == 'table' then
+            if type(msg.RoutingKey) == 'string' and msg.RoutingKey ~= '' then queue = msg.RoutingKey end
+            if ARGV[5] == '1' and type(msg.Priority) == 'number' and msg.Priority >= 1 and msg.Priority <= 255 then
+              level = math.floor(msg.Priority)
+            end
+          end
+          redis.call('ZREM', KEYS[1], m)
+          push(queue, level, m)
+          moved = moved + 1
+        end
+        due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, limit)
+        for _, m in ipairs(due) do
+          redis.call('ZREM', KEYS[2], m)
+          push(ARGV[4], 0, m)
+          moved = moved + 1
+        end
+        local a = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+        local b = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+        return {moved, a[2] or '', b[2] or ''}
+        """;
+
+    /// <summary>
+    /// Counts a queue's messages in one step. KEYS: queue, priority levels, private delayed set, registry, dead-letter
+    /// counts. ARGV: priority list prefix, in-flight key prefix, queue name. Returns {ready, private delayed, in flight, dead}.
+    /// </summary>
+    public const string Statistics = """
+        local ready = redis.call('LLEN', KEYS[1])
+        for _, level in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+          ready = ready + redis.call('LLEN', ARGV[1] .. level)
+        end
+        local inflight = 0
+        for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+          inflight = inflight + redis.call('LLEN', ARGV[2] .. id)
+        end
+        local dead = tonumber(redis.call('HGET', KEYS[5], ARGV[3]) or '0')
+        return {ready, redis.call('ZCARD', KEYS[3]), inflight, dead}
+        """;
+
+    /// <summary>
+    /// Deletes a queue's ready lists and private delayed set. KEYS: queue, priority levels, private delayed set.
+    /// ARGV: priority list prefix. Returns how many messages went.
+    /// </summary>
+    public const string Purge = """
+        local n = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[3])
+        for _, level in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+          n = n + redis.call('LLEN', ARGV[1] .. level)
+          redis.call('DEL', ARGV[1] .. level)
+        end
+        redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+        return n
+        """;
+
+    /// <summary>
+    /// Stores a task state, keeping the <c>CreatedAt</c> of the stored record (machinery reads the old state for it;
+    /// here the read and the write are one step), with the result TTL, and announces the change.
+    /// The new JSON comes in three parts: everything up to the CreatedAt value, the writer's own CreatedAt, the rest.
+    /// KEYS: state key. ARGV: head, CreatedAt, tail, TTL (s), channel ('' = none), state name.
+    /// </summary>
+    public const string SetState = """
+        local created = ARGV[2]
+        local old = redis.call('GET', KEYS[1])
+        if old then
+          local c = string.match(old, '"CreatedAt"%s*:%s*"([^"]*)"')
+          if c and c ~= '' and string.sub(c, 1, 5) ~= '0001-' then created = c end
+        end
+        redis.call('SET', KEYS[1], ARGV[1] .. created .. ARGV[3], 'EX', ARGV[4])
+        if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
+        return 1
+        """;
+
+    /// <summary>
+    /// The chord counter: records a member once (SADD), counts failures once, and returns
+    /// {completed, failed, first time, triggered}. O(1), no lock.
+    /// KEYS: members set, progress hash. ARGV: task id, succeeded ('1'/'0'), TTL (ms).
+    /// </summary>
+    public const string CompleteGroupMember = """
+        local first = redis.call('SADD', KEYS[1], ARGV[1])
+        if first == 1 then
+          redis.call('PEXPIRE', KEYS[1], ARGV[3])
+          if ARGV[2] == '0' then
+            redis.call('HINCRBY', KEYS[2], 'failed', 1)
+            redis.call('PEXPIRE', KEYS[2], ARGV[3])
+          end
+        end
+        local p = redis.call('HMGET', KEYS[2], 'failed', 'triggered')
+        local triggered = 0
+        if p[2] then triggered = 1 end
+        return {redis.call('SCARD', KEYS[1]), tonumber(p[1] or '0'), first, triggered}
+        """;
+
+    /// <summary>
+    /// Marks a chord as triggered in the progress hash and in machinery's group meta (<c>ChordTriggered: true</c>,
+    /// which Go readers look at), keeping the meta's TTL. KEYS: progress hash, group meta. ARGV: TTL (ms).
+    /// </summary>
+    public const string MarkChordTriggered = """
+        redis.call('HSET', KEYS[1], 'triggered', '1')
+        redis.call('PEXPIRE', KEYS[1], ARGV[1])
+        local meta = redis.call('GET', KEYS[2])
+        if meta then
+          local updated, n = string.gsub(meta, '"ChordTriggered"%s*:%s*false', '"ChordTriggered":true', 1)
+          if n > 0 then redis.call('SET', KEYS[2], updated, 'KEEPTTL') end
+        end
+        return 1
+        """;
+
+    /// <summary>SET NX PX, and on success the next fencing token. KEYS: lock, fence counter. ARGV: owner, lease (ms).</summary>
+    public const string LockAcquire = """
+        if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('INCR', KEYS[2]) end
+        return 0
+        """;
+
+    /// <summary>Extends the lease if the owner still holds it. KEYS: lock. ARGV: owner, lease (ms).</summary>
+    public const string LockRenew = """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+        return 0
+        """;
+
+    /// <summary>Deletes the lock if the owner still holds it. KEYS: lock. ARGV: owner.</summary>
+    public const string LockRelease = """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+        return 0
+        """;
+}

@@ -1,0 +1,351 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Conveyor.Redis.Internal;
+using Conveyor.Serialization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using StackExchange.Redis;
+
+namespace Conveyor.Redis;
+
+/// <summary>
+/// A result backend on Redis with Go machinery's layout: a task's state is a string key named after the task id
+/// holding machinery's JSON, written with <c>SET … EX</c> (<see cref="RedisConveyorOptions.ResultTtl"/>); a group's
+/// meta is the same under the group id.
+/// </summary>
+/// <remarks>
+/// <para>
+/// A state write is one script that keeps the stored record's <c>CreatedAt</c> (machinery does a GET then a SET)
+/// and publishes the state's name on <c>conveyor:state:{task id}</c>. <see cref="WaitForChangeAsync"/> subscribes to
+/// that channel (one subscription per task id and process, shared by its waiters, dropped a few seconds after the
+/// last one), so a waiter wakes as soon as the state is written; with
+/// <see cref="RedisConveyorOptions.UseKeyspaceNotifications"/> it listens to the key's keyspace events instead.
+/// </para>
+/// <para>
+/// The chord counter is one script per member over a set of completed members (<c>conveyor:group:{id}:members</c>)
+/// and a hash with the failure count and the trigger mark (<c>conveyor:group:{id}:progress</c>): O(1), idempotent
+/// per member, no lock (machinery takes a global <c>TriggerChordMutex</c> and reads every member's state).
+/// </para>
+/// </remarks>
+public sealed class RedisResultBackend : IResultBackend
+{
+    private static readonly TimeSpan SubscriptionLinger = TimeSpan.FromSeconds(5);
+    private static readonly byte[] CreatedAtProperty = "\"CreatedAt\":\""u8.ToArray();
+
+    private readonly IConnectionMultiplexer _multiplexer;
+    private readonly RedisConveyorOptions _options;
+    private readonly RedisKeys _keys;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, Watch> _watches = new(StringComparer.Ordinal);
+    private readonly Lock _gate = new();
+    private readonly RedisValue _ttlSeconds;
+    private readonly long _ttlMilliseconds;
+    private ITimer? _sweeper;
+    private bool _disposed;
+
+    /// <summary>Creates a backend. It does no I/O until used.</summary>
+    /// <param name="multiplexer">The process's connection to Redis; the backend never disposes it.</param>
+    /// <param name="options">Settings.</param>
+    /// <param name="timeProvider">The clock; the system clock when <see langword="null"/>.</param>
+    /// <param name="loggerFactory">Logging; none when <see langword="null"/>.</param>
+    public RedisResultBackend(IConnectionMultiplexer multiplexer, RedisConveyorOptions options, TimeProvider? timeProvider = null, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(multiplexer);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _multiplexer = multiplexer;
+        _options = options;
+        _keys = new RedisKeys(options.KeyPrefix, options.DelayedTasksKey);
+        _time = timeProvider ?? TimeProvider.System;
+        _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<RedisResultBackend>();
+        _ttlSeconds = (long)Math.Ceiling(options.ResultTtl.TotalSeconds);
+        _ttlMilliseconds = (long)Math.Ceiling(options.ResultTtl.TotalMilliseconds);
+    }
+
+    /// <inheritdoc/>
+    public ResultBackendCapabilities Capabilities =>
+        ResultBackendCapabilities.ChangeNotifications | ResultBackendCapabilities.ResultExpiry | ResultBackendCapabilities.Distributed;
+
+    private IDatabase Database => _multiplexer.GetDatabase();
+
+    /// <inheritdoc/>
+    public async ValueTask SetStateAsync(TaskStateRecord state, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var json = WireFormat.SerializeState(state);
+        var (head, createdAt, tail) = SplitAtCreatedAt(json);
+        var ttl = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
+        await Database.ScriptEvaluateAsync(
+            RedisScripts.SetState,
+            [_keys.State(state.TaskId)],
+            [head, createdAt, tail, ttl, _options.UseKeyspaceNotifications ? string.Empty : _keys.StateChannel(state.TaskId), state.State.ToWireName()]).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<TaskStateRecord?> GetStateAsync(string taskId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        using var value = await Database.StringGetLeaseAsync(_keys.State(taskId)).ConfigureAwait(false);
+        return value is null ? null : WireFormat.DeserializeState(value.Span);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<IReadOnlyList<TaskStateRecord?>> GetStatesAsync(IReadOnlyList<string> taskIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(taskIds);
+        if (taskIds.Count == 0)
+        {
+            return [];
+        }
+
+        var keys = new RedisKey[taskIds.Count];
+        for (var i = 0; i < keys.Length; i++)
+        {
+            keys[i] = _keys.State(taskIds[i]);
+        }
+
+        // One MGET, as machinery's GetGroupStates does.
+        var values = await Database.StringGetAsync(keys).ConfigureAwait(false);
+        var states = new TaskStateRecord?[values.Length];
+        for (var i = 0; i < values.Length; i++)
+        {
+            states[i] = values[i].IsNull ? null : WireFormat.DeserializeState(((ReadOnlyMemory<byte>)values[i]).Span);
+        }
+
+        return states;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask InitGroupAsync(GroupMeta meta, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(meta);
+        var ttl = meta.Ttl > 0 ? TimeSpan.FromSeconds(meta.Ttl) : TimeSpan.FromSeconds((long)_ttlSeconds);
+        await Database.StringSetAsync(_keys.GroupMeta(meta.GroupId), WireFormat.SerializeGroupMeta(meta), ttl).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<GroupMeta?> GetGroupMetaAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        using var value = await Database.StringGetLeaseAsync(_keys.GroupMeta(groupId)).ConfigureAwait(false);
+        return value is null ? null : WireFormat.DeserializeGroupMeta(value.Span);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<GroupCompletion> CompleteGroupMemberAsync(string groupId, string taskId, bool succeeded, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        var result = (RedisResult[])(await Database.ScriptEvaluateAsync(
+            RedisScripts.CompleteGroupMember,
+            [_keys.GroupMembers(groupId), _keys.GroupProgress(groupId)],
+            [taskId, succeeded ? "1" : "0", _ttlMilliseconds]).ConfigureAwait(false))!;
+        return new GroupCompletion((int)result[0], (int)result[1], (long)result[2] == 1, (long)result[3] == 1);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask MarkChordTriggeredAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        await Database.ScriptEvaluateAsync(
+            RedisScripts.MarkChordTriggered,
+            [_keys.GroupProgress(groupId), _keys.GroupMeta(groupId)],
+            [_ttlMilliseconds]).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// A wait that finds no active subscription for the task starts one and also returns as soon as the
+    /// subscription is confirmed (the caller then reads again), so a write that lands before Redis registered the
+    /// subscription is not missed.
+    /// </remarks>
+    public async ValueTask WaitForChangeAsync(string taskId, TimeSpan maxWait, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        Task wake;
+        Watch watch;
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (!_watches.TryGetValue(taskId, out watch!))
+            {
+                watch = new Watch(taskId);
+                _watches[taskId] = watch;
+                Subscribe(watch);
+                _sweeper ??= _time.CreateTimer(static state => ((RedisResultBackend)state!).Sweep(), this, SubscriptionLinger, SubscriptionLinger);
+            }
+
+            watch.Waiters++;
+            wake = watch.Active ? watch.Changed.Task : Task.WhenAny(watch.Changed.Task, watch.Activated.Task);
+        }
+
+        try
+        {
+            await AsyncSignal.WaitAnyAsync(wake, maxWait, _time, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                watch.Waiters--;
+                watch.LastUsed = _time.GetTimestamp();
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DeleteStateAsync(string taskId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        await Database.KeyDeleteAsync(_keys.State(taskId)).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DeleteGroupAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        await Database.KeyDeleteAsync([_keys.GroupMeta(groupId), _keys.GroupMembers(groupId), _keys.GroupProgress(groupId)]).ConfigureAwait(false);
+    }
+
+    /// <summary>Drops this backend's subscriptions. The multiplexer stays open.</summary>
+    /// <returns>A task that completes when the subscriptions are dropped.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        Watch[] watches;
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            watches = [.. _watches.Values];
+            _watches.Clear();
+        }
+
+        if (_sweeper is not null)
+        {
+            await _sweeper.DisposeAsync().ConfigureAwait(false);
+        }
+
+        foreach (var watch in watches)
+        {
+            watch.Changed.TrySetResult();
+            if (watch.Handler is not null)
+            {
+                try
+                {
+                    await _multiplexer.GetSubscriber().UnsubscribeAsync(watch.Channel, watch.Handler).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+                {
+                    // Gone with the connection.
+                }
+            }
+        }
+    }
+
+    /// <summary>Splits machinery's state JSON around the CreatedAt value (the last <c>"CreatedAt":"</c>: it follows Results).</summary>
+    private static (ReadOnlyMemory<byte> Head, ReadOnlyMemory<byte> CreatedAt, ReadOnlyMemory<byte> Tail) SplitAtCreatedAt(byte[] json)
+    {
+        var start = json.AsSpan().LastIndexOf(CreatedAtProperty);
+        if (start < 0)
+        {
+            throw new InvalidOperationException("The serialized task state has no CreatedAt.");
+        }
+
+        var valueStart = start + CreatedAtProperty.Length;
+        var valueEnd = json.AsSpan(valueStart).IndexOf((byte)'"') + valueStart;
+        var memory = json.AsMemory();
+        return (memory[..valueStart], memory[valueStart..valueEnd], memory[valueEnd..]);
+    }
+
+    private RedisChannel ChannelOf(string taskId) =>
+        _options.UseKeyspaceNotifications
+            ? RedisChannel.Literal("__keyspace@" + Database.Database.ToString(CultureInfo.InvariantCulture) + "__:" + (string)_keys.State(taskId)!)
+            : RedisChannel.Literal(_keys.StateChannel(taskId));
+
+    // Called under _gate.
+    private void Subscribe(Watch watch)
+    {
+        watch.Channel = ChannelOf(watch.TaskId);
+        watch.Handler = (_, _) =>
+        {
+            lock (_gate)
+            {
+                var changed = watch.Changed;
+                watch.Changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                changed.TrySetResult();
+            }
+        };
+        _ = SubscribeCoreAsync(watch);
+    }
+
+    private async Task SubscribeCoreAsync(Watch watch)
+    {
+        try
+        {
+            await _multiplexer.GetSubscriber().SubscribeAsync(watch.Channel, watch.Handler!).ConfigureAwait(false);
+            lock (_gate)
+            {
+                watch.Active = true;
+            }
+        }
+        catch (Exception ex)
+        {
+            Log.SubscribeFailed(_logger, ex, watch.TaskId);
+            lock (_gate)
+            {
+                // The next wait tries again; this one wakes now and its caller reads the state (polling).
+                _watches.TryRemove(new KeyValuePair<string, Watch>(watch.TaskId, watch));
+            }
+        }
+        finally
+        {
+            watch.Activated.TrySetResult();
+        }
+    }
+
+    private void Sweep()
+    {
+        List<Watch> idle = [];
+        lock (_gate)
+        {
+            foreach (var watch in _watches.Values)
+            {
+                if (watch.Waiters == 0 && watch.Active && _time.GetElapsedTime(watch.LastUsed) >= SubscriptionLinger)
+                {
+                    _watches.TryRemove(new KeyValuePair<string, Watch>(watch.TaskId, watch));
+                    idle.Add(watch);
+                }
+            }
+        }
+
+        var subscriber = _multiplexer.GetSubscriber();
+        foreach (var watch in idle)
+        {
+            subscriber.Unsubscribe(watch.Channel, watch.Handler, CommandFlags.FireAndForget);
+        }
+    }
+
+    private sealed class Watch(string taskId)
+    {
+        public string TaskId { get; } = taskId;
+
+        public RedisChannel Channel { get; set; }
+
+        public Action<RedisChannel, RedisValue>? Handler { get; set; }
+
+        public int Waiters { get; set; }
+
+        public bool Active { get; set; }
+
+        public long LastUsed { get; set; }
+
+        public TaskCompletionSource Changed { get; set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Activated { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}

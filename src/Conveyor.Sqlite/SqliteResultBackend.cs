@@ -1,0 +1,330 @@
+using Conveyor.Serialization;
+using Conveyor.Sqlite.Internal;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Conveyor.Sqlite;
+
+/// <summary>
+/// A result backend in a SQLite database file, shared by every process that opens the same file. States and group
+/// metas are stored as machinery's JSON (the bytes machinery would store) and expire after
+/// <see cref="SqliteConveyorOptions.ResultTtl"/>. The chord counter is one transaction per member completion:
+/// a member row inserted or ignored, and the group's counter row updated, so a redelivered member counts once.
+/// </summary>
+/// <remarks>
+/// <see cref="WaitForChangeAsync"/> ends at once when this process writes the state, and within the poll interval
+/// (1 ms while the database is busy, up to <see cref="SqliteConveyorOptions.MaxPollInterval"/> when idle) when
+/// another process does. That is polling, not a push, so the backend does not declare
+/// <see cref="ResultBackendCapabilities.ChangeNotifications"/>.
+/// </remarks>
+public sealed class SqliteResultBackend : IResultBackend
+{
+    private readonly SqliteStore _store;
+    private readonly TimeProvider _time;
+    private readonly long _resultTtlMs;
+    private int _disposed;
+
+    /// <summary>Creates a backend. Does no I/O: the database is opened (and its schema created) on first use.</summary>
+    /// <param name="options">The settings; <see cref="SqliteConveyorOptions.DatabasePath"/> is required.</param>
+    /// <param name="timeProvider">The clock for expiry and polling; the system clock when <see langword="null"/>.</param>
+    /// <param name="loggerFactory">Logging; none when <see langword="null"/>.</param>
+    public SqliteResultBackend(SqliteConveyorOptions options, TimeProvider? timeProvider = null, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _time = timeProvider ?? TimeProvider.System;
+        _resultTtlMs = Math.Max(1, (long)Math.Ceiling(options.ResultTtl.TotalMilliseconds));
+        _store = SqliteStore.Acquire(options, _time, loggerFactory ?? NullLoggerFactory.Instance);
+    }
+
+    /// <inheritdoc/>
+    public ResultBackendCapabilities Capabilities => ResultBackendCapabilities.ResultExpiry | ResultBackendCapabilities.Distributed;
+
+    private long NowMs => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <inheritdoc/>
+    /// <remarks>The record expires <see cref="SqliteConveyorOptions.ResultTtl"/> after this write.</remarks>
+    public ValueTask SetStateAsync(TaskStateRecord state, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentException.ThrowIfNullOrEmpty(state.TaskId, nameof(state));
+        ThrowIfDisposed();
+        // Serialized here, on the caller's thread; the writer re-serializes only when it must keep an older CreatedAt.
+        var body = WireFormat.SerializeState(state);
+        return new ValueTask(_store.WriteAsync((Backend: this, State: state, Body: body), static (context, s) =>
+        {
+            var now = s.Backend.NowMs;
+            var state = s.State;
+            var createdAt = state.CreatedAt;
+            var body = s.Body;
+            using (var reader = context.Command(Sql.SelectCreatedAt).With("$task_id", state.TaskId).With("$now", now).ExecuteReader())
+            {
+                if (reader.Read() && reader.GetInt64(0) != 0)
+                {
+                    // Machinery keeps the first CreatedAt of a task across its states.
+                    var stored = new DateTimeOffset(reader.GetInt64(0), TimeSpan.Zero).ToOffset(TimeSpan.FromMinutes(reader.GetInt32(1)));
+                    if (stored != createdAt || stored.Offset != createdAt.Offset)
+                    {
+                        createdAt = stored;
+                        body = WireFormat.SerializeState(new TaskStateRecord
+                        {
+                            TaskId = state.TaskId,
+                            TaskName = state.TaskName,
+                            State = state.State,
+                            Results = state.Results,
+                            Error = state.Error,
+                            CreatedAt = stored,
+                            Ttl = state.Ttl,
+                        });
+                    }
+                }
+            }
+
+            context.Command(Sql.UpsertState)
+                .With("$task_id", state.TaskId)
+                .With("$created_at", createdAt.UtcTicks)
+                .With("$created_offset", (int)createdAt.Offset.TotalMinutes)
+                .With("$expires_at", now + s.Backend._resultTtlMs)
+                .With("$change_seq", context.StateSeq)
+                .With("$body", body)
+                .ExecuteNonQuery();
+            context.StateChanged(state.TaskId);
+            return 0;
+        }, cancellationToken));
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<TaskStateRecord?> GetStateAsync(string taskId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        ThrowIfDisposed();
+        return _store.ReadAsync((Backend: this, TaskId: taskId), static (connection, s) =>
+        {
+            var now = s.Backend.NowMs;
+            using var reader = connection.Command(Sql.SelectState).With("$task_id", s.TaskId).ExecuteReader();
+            if (!reader.Read())
+            {
+                return null;
+            }
+
+            if (reader.GetInt64(1) <= now)
+            {
+                s.Backend.DeleteExpiredInBackground(s.TaskId, now);
+                return null;
+            }
+
+            return WireFormat.DeserializeState(reader.GetBlob(0));
+        }, cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<IReadOnlyList<TaskStateRecord?>> GetStatesAsync(IReadOnlyList<string> taskIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(taskIds);
+        ThrowIfDisposed();
+        if (taskIds.Count == 0)
+        {
+            return ValueTask.FromResult<IReadOnlyList<TaskStateRecord?>>([]);
+        }
+
+        return _store.ReadAsync((Backend: this, TaskIds: taskIds), static (connection, s) =>
+        {
+            var now = s.Backend.NowMs;
+            var found = new Dictionary<string, TaskStateRecord>(StringComparer.Ordinal);
+            using (var reader = connection.Command(Sql.SelectStates).With("$ids", Json.StringArray(s.TaskIds)).ExecuteReader())
+            {
+                while (reader.Read())
+                {
+                    if (reader.GetInt64(2) > now)
+                    {
+                        found[reader.GetString(0)] = WireFormat.DeserializeState(reader.GetBlob(1));
+                    }
+                }
+            }
+
+            var states = new TaskStateRecord?[s.TaskIds.Count];
+            for (var i = 0; i < states.Length; i++)
+            {
+                states[i] = found.GetValueOrDefault(s.TaskIds[i]);
+            }
+
+            return (IReadOnlyList<TaskStateRecord?>)states;
+        }, cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask InitGroupAsync(GroupMeta meta, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(meta);
+        ArgumentException.ThrowIfNullOrEmpty(meta.GroupId, nameof(meta));
+        ThrowIfDisposed();
+        var body = WireFormat.SerializeGroupMeta(meta);
+        await _store.WriteAsync((Backend: this, GroupId: meta.GroupId, Body: body), static (context, s) =>
+            context.Command(Sql.UpsertGroup)
+                .With("$group_id", s.GroupId)
+                .With("$expires_at", s.Backend.NowMs + s.Backend._resultTtlMs)
+                .With("$body", s.Body)
+                .ExecuteNonQuery(), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<GroupMeta?> GetGroupMetaAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        ThrowIfDisposed();
+        return _store.ReadAsync((Backend: this, GroupId: groupId), static (connection, s) =>
+        {
+            using var reader = connection.Command(Sql.SelectGroup).With("$group_id", s.GroupId).ExecuteReader();
+            if (!reader.Read() || reader.GetInt64(1) <= s.Backend.NowMs)
+            {
+                return null;
+            }
+
+            var meta = WireFormat.DeserializeGroupMeta(reader.GetBlob(0));
+            var triggered = !reader.IsDBNull(2) && reader.GetInt64(2) != 0;
+            return triggered && !meta.ChordTriggered
+                ? new GroupMeta { GroupId = meta.GroupId, TaskIds = meta.TaskIds, ChordTriggered = true, Lock = meta.Lock, CreatedAt = meta.CreatedAt, Ttl = meta.Ttl }
+                : meta;
+        }, cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<GroupCompletion> CompleteGroupMemberAsync(string groupId, string taskId, bool succeeded, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        ThrowIfDisposed();
+        return await _store.WriteAsync((Backend: this, GroupId: groupId, TaskId: taskId, Succeeded: succeeded), static (context, s) =>
+        {
+            // Two statements in the writer's transaction: the member's row decides whether this completion is the
+            // first, and the counter row counts it. Nothing else of the group is read.
+            var first = context.Command(Sql.InsertMember).With("$group_id", s.GroupId).With("$task_id", s.TaskId).ExecuteNonQuery() == 1;
+            using var reader = context.Command(Sql.CountMember)
+                .With("$group_id", s.GroupId)
+                .With("$completed", first ? 1 : 0)
+                .With("$failed", first && !s.Succeeded ? 1 : 0)
+                .With("$expires_at", s.Backend.NowMs + s.Backend._resultTtlMs)
+                .ExecuteReader();
+            reader.Read();
+            return new GroupCompletion((int)reader.GetInt64(0), (int)reader.GetInt64(1), first, reader.GetInt64(2) != 0);
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask MarkChordTriggeredAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        ThrowIfDisposed();
+        await _store.WriteAsync((Backend: this, GroupId: groupId), static (context, s) =>
+        {
+            var now = s.Backend.NowMs;
+            context.Command(Sql.MarkTriggered).With("$group_id", s.GroupId).With("$expires_at", now + s.Backend._resultTtlMs).ExecuteNonQuery();
+
+            // Machinery records the trigger in the stored group meta too; keep those bytes what it would store.
+            byte[]? body;
+            using (var reader = context.Command(Sql.SelectGroupBody).With("$group_id", s.GroupId).With("$now", now).ExecuteReader())
+            {
+                body = reader.Read() ? reader.GetBytes(0) : null;
+            }
+
+            if (body is not null && WireFormat.DeserializeGroupMeta(body) is { ChordTriggered: false } meta)
+            {
+                var triggered = new GroupMeta { GroupId = meta.GroupId, TaskIds = meta.TaskIds, ChordTriggered = true, Lock = meta.Lock, CreatedAt = meta.CreatedAt, Ttl = meta.Ttl };
+                context.Command(Sql.UpdateGroupBody).With("$group_id", s.GroupId).With("$body", WireFormat.SerializeGroupMeta(triggered)).ExecuteNonQuery();
+            }
+
+            return 0;
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>A write by this process ends the wait at once; a write by another process ends it at the next poll.</remarks>
+    public async ValueTask WaitForChangeAsync(string taskId, TimeSpan maxWait, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        ThrowIfDisposed();
+        cancellationToken.ThrowIfCancellationRequested();
+        if (maxWait <= TimeSpan.Zero && maxWait != Timeout.InfiniteTimeSpan)
+        {
+            return;
+        }
+
+        if (!_store.Poller.IsActive)
+        {
+            // Nobody polls, so the change number the waiter starts from may be old, and a row written since would
+            // end the wait at the first poll although it was written before the call. Read the current number
+            // first (one row; it also opens the database on first use, which does not wait unless another
+            // thread of this process is opening it at the same moment).
+            var current = _store.ReadAsync(0, static (connection, _) => connection.ScalarInt64(Sql.CurrentStateSeq), cancellationToken);
+            if (current.IsCompleted)
+            {
+                if (current.GetAwaiter().GetResult() is long seq)
+                {
+                    _store.StateWatcher.UpdateSeq(seq);
+                }
+            }
+            else
+            {
+                // Still opening: don't wait here (the wait must be registered before the first await); the worst
+                // case is one early wake-up.
+                _ = current.AsTask().ContinueWith(static task => _ = task.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            }
+        }
+
+        // Registered before the first await: a write committed from here on ends the wait.
+        var waiter = _store.StateWatcher.Register(taskId);
+        waiter.Start(maxWait, _time, cancellationToken);
+        _store.Poller.Subscribe();
+        try
+        {
+            await waiter.Ended.ConfigureAwait(false);
+        }
+        finally
+        {
+            _store.StateWatcher.Unregister(waiter);
+            _store.Poller.Unsubscribe();
+            waiter.Dispose();
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DeleteStateAsync(string taskId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        ThrowIfDisposed();
+        await _store.WriteAsync(taskId, static (context, taskId) =>
+        {
+            context.StateChanged(taskId);
+            return context.Command(Sql.DeleteState).With("$task_id", taskId).ExecuteNonQuery();
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DeleteGroupAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        ThrowIfDisposed();
+        await _store.WriteAsync(groupId, static (context, groupId) =>
+            context.Command(Sql.DeleteGroup).With("$group_id", groupId).ExecuteNonQuery()
+            + context.Command(Sql.DeleteGroupProgress).With("$group_id", groupId).ExecuteNonQuery()
+            + context.Command(Sql.DeleteGroupMembers).With("$group_id", groupId).ExecuteNonQuery(), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Closes the database when no other component of this process uses it.</summary>
+    /// <returns>A task that completes when the backend is closed.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            await _store.ReleaseAsync().ConfigureAwait(false);
+        }
+    }
+
+    private void DeleteExpiredInBackground(string taskId, long now) =>
+        _store.WriteInBackground((TaskId: taskId, Now: now), static (context, s) =>
+            context.Command(Sql.DeleteExpiredState).With("$task_id", s.TaskId).With("$now", s.Now).ExecuteNonQuery());
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+}

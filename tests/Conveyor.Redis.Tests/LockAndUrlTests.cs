@@ -1,0 +1,146 @@
+using System.Net;
+using StackExchange.Redis;
+
+namespace Conveyor.Redis.Tests;
+
+public sealed class RedisDistributedLockTests(RedisProviderFactory factory) : IClassFixture<RedisProviderFactory>
+{
+    [Fact]
+    public async Task TryAcquire_HeldLock_ReturnsNullUntilReleased_AndFencingTokensGrow()
+    {
+        var locks = new RedisDistributedLock(await factory.MultiplexerAsync(), factory.Options);
+        var name = "scheduler-" + Guid.NewGuid().ToString("N");
+
+        var first = await locks.TryAcquireAsync(name, TimeSpan.FromSeconds(10));
+        Assert.NotNull(first);
+        Assert.Null(await locks.TryAcquireAsync(name, TimeSpan.FromSeconds(10)));
+        Assert.True(await first.RenewAsync(TimeSpan.FromSeconds(10)));
+        await first.DisposeAsync();
+
+        await using var second = await locks.TryAcquireAsync(name, TimeSpan.FromSeconds(10));
+        Assert.NotNull(second);
+        Assert.True(second.FencingToken > first.FencingToken);
+        Assert.False(await first.RenewAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public async Task ExpiredLease_AnotherHolderTakesIt_AndTheOldHolderCanNeitherRenewNorRelease()
+    {
+        var locks = new RedisDistributedLock(await factory.MultiplexerAsync(), factory.Options);
+        var name = "scheduler-" + Guid.NewGuid().ToString("N");
+        var stale = await locks.TryAcquireAsync(name, TimeSpan.FromMilliseconds(100));
+        Assert.NotNull(stale);
+        await Task.Delay(300);
+
+        await using var current = await locks.TryAcquireAsync(name, TimeSpan.FromSeconds(10));
+        Assert.NotNull(current);
+        Assert.False(await stale.RenewAsync(TimeSpan.FromSeconds(10)));
+        await stale.DisposeAsync();
+        Assert.Null(await locks.TryAcquireAsync(name, TimeSpan.FromSeconds(10)));
+    }
+}
+
+public sealed class RedisUrlTests
+{
+    [Fact]
+    public void Parse_PlainUrl_HostPortDatabase()
+    {
+        var options = RedisUrl.Parse("redis://127.0.0.1:6390/3");
+        Assert.Equal(new IPEndPoint(IPAddress.Loopback, 6390), Assert.Single(options.EndPoints));
+        Assert.Equal(3, options.DefaultDatabase);
+        Assert.False(options.Ssl);
+        Assert.Null(options.Password);
+    }
+
+    [Fact]
+    public void Parse_DefaultsAndPassword_AsMachineryWritesThem()
+    {
+        var options = RedisUrl.Parse("redis://:s3cr%40t@redis.example");
+        Assert.Equal(new DnsEndPoint("redis.example", 6379), Assert.Single(options.EndPoints));
+        Assert.Equal("s3cr@t", options.Password);
+        Assert.Null(options.User);
+        Assert.Null(options.DefaultDatabase);
+    }
+
+    [Fact]
+    public void Parse_Tls_UserAndPassword()
+    {
+        var options = RedisUrl.Parse("rediss://app:pw@cache.internal:6380/1");
+        Assert.True(options.Ssl);
+        Assert.Equal("cache.internal", options.SslHost);
+        Assert.Equal("app", options.User);
+        Assert.Equal("pw", options.Password);
+        Assert.Equal(1, options.DefaultDatabase);
+    }
+
+    [Fact]
+    public void Parse_Sentinel_HostsMasterNameAndDatabase()
+    {
+        var options = RedisUrl.Parse("redis+sentinel://:pw@10.0.0.1,10.0.0.2:26380/mymaster/2");
+        Assert.Equal("mymaster", options.ServiceName);
+        Assert.Equal([new IPEndPoint(IPAddress.Parse("10.0.0.1"), 26379), new IPEndPoint(IPAddress.Parse("10.0.0.2"), 26380)], options.EndPoints.ToArray());
+        Assert.Equal(2, options.DefaultDatabase);
+        Assert.Equal("pw", options.Password);
+    }
+
+    [Fact]
+    public void Parse_IPv6()
+    {
+        var options = RedisUrl.Parse("redis://[::1]:7000");
+        Assert.Equal(new IPEndPoint(IPAddress.IPv6Loopback, 7000), Assert.Single(options.EndPoints));
+    }
+
+    [Theory]
+    [InlineData("http://localhost")]
+    [InlineData("redis://")]
+    [InlineData("redis://host:notaport")]
+    [InlineData("redis://host/db")]
+    [InlineData("redis://a,b")]
+    [InlineData("redis+sentinel://host")]
+    [InlineData("redis://host?ssl=true")]
+    public void Parse_Invalid_ThrowsFormatExceptionWithTheUrl(string url)
+    {
+        var error = Assert.Throws<FormatException>(() => RedisUrl.Parse(url));
+        Assert.Contains(url.Split('?')[0], error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Options_HeartbeatNotShorterThanVisibility_IsRejectedByTheConstructor_WhichDoesNoIo()
+    {
+        var multiplexer = System.Reflection.DispatchProxy.Create<IConnectionMultiplexer, NoIoProxy>();
+        var options = new RedisConveyorOptions { VisibilityTimeout = TimeSpan.FromSeconds(1), HeartbeatInterval = TimeSpan.FromSeconds(1) };
+        Assert.Throws<ArgumentException>(() => new RedisBroker(multiplexer, options));
+        _ = new RedisResultBackend(multiplexer, new RedisConveyorOptions());
+        _ = new RedisBroker(multiplexer, new RedisConveyorOptions());
+    }
+
+    /// <summary>A multiplexer that fails on any use: the constructors must not touch it.</summary>
+    public class NoIoProxy : System.Reflection.DispatchProxy
+    {
+        protected override object? Invoke(System.Reflection.MethodInfo? targetMethod, object?[]? args) =>
+            throw new InvalidOperationException($"I/O in a constructor: {targetMethod?.Name}");
+    }
+}
+
+public sealed class RedisConveyorOptionsTests
+{
+    [Fact]
+    public void ToConfigurationOptions_UrlOrConfigurationString_OrOptions()
+    {
+        Assert.Equal(4, new RedisConveyorOptions { Configuration = "redis://h:1/4" }.ToConfigurationOptions().DefaultDatabase);
+        Assert.Equal("pw", new RedisConveyorOptions { Configuration = "h:1,password=pw" }.ToConfigurationOptions().Password);
+        var configured = new ConfigurationOptions { ClientName = "x" };
+        Assert.Equal("x", new RedisConveyorOptions { ConfigurationOptions = configured, Configuration = "ignored:1" }.ToConfigurationOptions().ClientName);
+        Assert.Throws<InvalidOperationException>(() => new RedisConveyorOptions().ToConfigurationOptions());
+    }
+
+    [Fact]
+    public void Defaults_AreMachinerys()
+    {
+        var options = new RedisConveyorOptions();
+        Assert.Equal(string.Empty, options.KeyPrefix);
+        Assert.Equal(TimeSpan.FromSeconds(3600), options.ResultTtl);
+        Assert.Equal("delayed_tasks", options.DelayedTasksKey);
+        Assert.Equal(TimeSpan.FromSeconds(10), options.EffectiveHeartbeatInterval);
+    }
+}

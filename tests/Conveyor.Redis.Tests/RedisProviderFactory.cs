@@ -1,0 +1,94 @@
+using Conveyor.Conformance;
+using Conveyor.Redis.Internal;
+using StackExchange.Redis;
+
+namespace Conveyor.Redis.Tests;
+
+/// <summary>
+/// The Redis provider against the server in <c>CONVEYOR_TEST_REDIS</c>: one multiplexer per test class (as one per
+/// process in an application), a key prefix of its own so that classes running in parallel never share a key (not
+/// even machinery's global <c>delayed_tasks</c>), and short heartbeat intervals so that the redelivery test really
+/// waits for a dead consumer's heartbeat to expire.
+/// </summary>
+public class RedisProviderFactory : IConveyorProviderFactory
+{
+    private readonly Lazy<Task<ConnectionMultiplexer>> _multiplexer;
+
+    public RedisProviderFactory()
+        : this("conveyor-test:" + Guid.NewGuid().ToString("N")[..8] + ":")
+    {
+    }
+
+    protected RedisProviderFactory(string keyPrefix)
+    {
+        Options = new RedisConveyorOptions
+        {
+            KeyPrefix = keyPrefix,
+            VisibilityTimeout = TimeSpan.FromSeconds(1),
+            HeartbeatInterval = TimeSpan.FromMilliseconds(250),
+            ResultTtl = TimeSpan.FromMinutes(10),
+        };
+        _multiplexer = new(() => RedisTestServer.ConnectAsync());
+    }
+
+    public RedisConveyorOptions Options { get; }
+
+    public virtual string Name => "redis";
+
+    public TimeSpan RedeliveryTimeout => Options.VisibilityTimeout + Options.EffectiveHeartbeatInterval;
+
+    public Task<ConnectionMultiplexer> MultiplexerAsync() => _multiplexer.Value;
+
+    public virtual async ValueTask<IBroker> CreateBrokerAsync(CancellationToken cancellationToken = default) =>
+        new RedisBroker(await MultiplexerAsync(), Options);
+
+    public async ValueTask<IResultBackend> CreateBackendAsync(CancellationToken cancellationToken = default) =>
+        new RedisResultBackend(await MultiplexerAsync(), Options);
+
+    public virtual ValueTask SimulateCrashAsync(IMessageConsumer consumer) => ((RedisMessageConsumer)consumer).SimulateCrashAsync();
+
+    public virtual async ValueTask DisposeAsync()
+    {
+        if (_multiplexer.IsValueCreated && _multiplexer.Value.IsCompletedSuccessfully)
+        {
+            var multiplexer = _multiplexer.Value.Result;
+            await DeleteKeysAsync(multiplexer, Options.KeyPrefix);
+            await multiplexer.DisposeAsync();
+        }
+
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Deletes every key under a test prefix (SCAN, never KEYS).</summary>
+    internal static async Task DeleteKeysAsync(ConnectionMultiplexer multiplexer, string prefix)
+    {
+        if (prefix.Length == 0)
+        {
+            return;
+        }
+
+        var server = multiplexer.GetServers()[0];
+        var db = multiplexer.GetDatabase();
+        var batch = new List<RedisKey>();
+        await foreach (var key in server.KeysAsync(pattern: prefix + "*", pageSize: 1000))
+        {
+            batch.Add(key);
+            if (batch.Count == 1000)
+            {
+                await db.KeyDeleteAsync([.. batch]);
+                batch.Clear();
+            }
+        }
+
+        if (batch.Count > 0)
+        {
+            await db.KeyDeleteAsync([.. batch]);
+        }
+    }
+}
+
+public sealed class RedisBrokerConformanceTests(RedisProviderFactory factory) : BrokerConformanceTests<RedisProviderFactory>(factory);
+
+public sealed class RedisResultBackendConformanceTests(RedisProviderFactory factory) : ResultBackendConformanceTests<RedisProviderFactory>(factory);
+
+public sealed class RedisWorkerConformanceTests(RedisProviderFactory factory) : WorkerConformanceTests<RedisProviderFactory>(factory);

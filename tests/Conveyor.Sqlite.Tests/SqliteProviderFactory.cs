@@ -1,0 +1,44 @@
+using Conveyor.Conformance;
+
+namespace Conveyor.Sqlite.Tests;
+
+/// <summary>
+/// The SQLite provider on a temporary database file shared by every broker and backend of one test class. A short
+/// visibility timeout keeps the redelivery test quick; "crashing" a consumer stops it without handing anything
+/// back, so its lease really has to expire.
+/// </summary>
+public sealed class SqliteProviderFactory : IConveyorProviderFactory
+{
+    private readonly string _directory = TempDatabase.NewDirectory();
+
+    public SqliteProviderFactory() => Options = new SqliteConveyorOptions
+    {
+        DatabasePath = Path.Combine(_directory, "conveyor.db"),
+        VisibilityTimeout = TimeSpan.FromSeconds(1),
+        HeartbeatInterval = TimeSpan.FromMilliseconds(250),
+    };
+
+    public SqliteConveyorOptions Options { get; }
+
+    public string Name => "sqlite";
+
+    public TimeSpan RedeliveryTimeout => Options.VisibilityTimeout;
+
+    public ValueTask<IBroker> CreateBrokerAsync(CancellationToken cancellationToken = default) => ValueTask.FromResult<IBroker>(new SqliteBroker(Options));
+
+    public ValueTask<IResultBackend> CreateBackendAsync(CancellationToken cancellationToken = default) => ValueTask.FromResult<IResultBackend>(new SqliteResultBackend(Options));
+
+    public ValueTask SimulateCrashAsync(IMessageConsumer consumer) => SqliteBroker.SimulateCrashAsync(consumer);
+
+    public ValueTask DisposeAsync()
+    {
+        TempDatabase.Delete(_directory);
+        return ValueTask.CompletedTask;
+    }
+}
+
+public sealed class SqliteBrokerConformanceTests(SqliteProviderFactory factory) : BrokerConformanceTests<SqliteProviderFactory>(factory);
+
+public sealed class SqliteResultBackendConformanceTests(SqliteProviderFactory factory) : ResultBackendConformanceTests<SqliteProviderFactory>(factory);
+
+public sealed class SqliteWorkerConformanceTests(SqliteProviderFactory factory) : WorkerConformanceTests<SqliteProviderFactory>(factory);

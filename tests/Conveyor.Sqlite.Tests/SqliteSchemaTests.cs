@@ -1,0 +1,97 @@
+using Microsoft.Data.Sqlite;
+
+namespace Conveyor.Sqlite.Tests;
+
+public sealed class SqliteSchemaTests : IDisposable
+{
+    private readonly string _directory = TempDatabase.NewDirectory();
+
+    public void Dispose() => TempDatabase.Delete(_directory);
+
+    [Fact]
+    public async Task Schema_SeveralProcessesOpenANewFileAtOnce_AllWorkAndTheSchemaIsCreatedOnce()
+    {
+        var path = Path.Combine(_directory, "nested", "folder", "conveyor.db");
+        var brokers = Enumerable.Range(0, 3).Select(_ => new SqliteBroker(TestOptions.Process(path))).ToList();
+        var backends = Enumerable.Range(0, 3).Select(_ => new SqliteResultBackend(TestOptions.Process(path))).ToList();
+        Assert.False(File.Exists(path), "a constructor did I/O");
+        try
+        {
+            // Released together; an async gate, so that no thread-pool thread blocks while the others start.
+            var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var work = brokers.Select((b, i) => Task.Run(async () =>
+                {
+                    await start.Task;
+                    await b.PublishAsync(new OutgoingMessage($"task_{i}", "q", new byte[] { (byte)i }));
+                }))
+                .Concat(backends.Select((b, i) => Task.Run(async () =>
+                {
+                    await start.Task;
+                    await b.SetStateAsync(new TaskStateRecord { TaskId = $"task_{i}", State = TaskState.Pending });
+                })))
+                .ToList();
+            start.SetResult();
+            await Task.WhenAll(work).WaitAsync(TimeSpan.FromSeconds(30));
+
+            Assert.Equal(3, (await brokers[0].GetQueueStatisticsAsync("q")).Ready);
+            Assert.Equal(3, (await backends[0].GetStatesAsync(["task_0", "task_1", "task_2"])).Count(s => s is not null));
+        }
+        finally
+        {
+            foreach (var b in brokers)
+            {
+                await b.DisposeAsync();
+            }
+
+            foreach (var b in backends)
+            {
+                await b.DisposeAsync();
+            }
+        }
+
+        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA user_version; PRAGMA journal_mode;";
+        using var reader = command.ExecuteReader();
+        Assert.True(reader.Read());
+        Assert.Equal(1L, reader.GetInt64(0));
+        Assert.True(reader.NextResult() && reader.Read());
+        Assert.Equal("wal", reader.GetString(0));
+
+        // Reopening an existing database leaves its data alone.
+        await using var again = new SqliteBroker(TestOptions.Process(path));
+        Assert.Equal(3, (await again.GetQueueStatisticsAsync("q")).Ready);
+    }
+
+    [Fact]
+    public async Task Schema_NewerVersionOnDisk_IsRefusedWithAClearError()
+    {
+        var path = Path.Combine(_directory, "conveyor.db");
+        using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString()))
+        {
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA user_version = 99;";
+            command.ExecuteNonQuery();
+        }
+
+        await using var backend = new SqliteResultBackend(TestOptions.Process(path));
+        var error = await Assert.ThrowsAsync<NotSupportedException>(async () => await backend.GetStateAsync("task_x"));
+        Assert.Contains("schema version 99", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Options_AreValidatedInTheConstructor()
+    {
+        Assert.Throws<ArgumentException>(() => new SqliteBroker(new SqliteConveyorOptions()));
+        Assert.Throws<ArgumentException>(() => new SqliteBroker(new SqliteConveyorOptions
+        {
+            DatabasePath = "x.db",
+            VisibilityTimeout = TimeSpan.FromSeconds(1),
+            HeartbeatInterval = TimeSpan.FromSeconds(2),
+        }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SqliteResultBackend(new SqliteConveyorOptions { DatabasePath = "x.db", ResultTtl = TimeSpan.Zero }));
+        Assert.Equal(TimeSpan.FromSeconds(10), new SqliteConveyorOptions().EffectiveHeartbeatInterval);
+    }
+}
