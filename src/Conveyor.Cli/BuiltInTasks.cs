@@ -37,10 +37,28 @@ internal static class BuiltInTasks
             return;
         }
 
-        var execution = await backend.CompleteGroupMemberAsync(ExecutionGroup(runId), context.TaskId, succeeded: true, context.CancellationToken).ConfigureAwait(false);
-        if (!execution.IsFirstCompletion)
+        // Counting is the benchmark's business, not the task's: a backend hiccup here must not fail the task, so
+        // it is retried a few times and then given up (the run's duplicate count may then be an undercount).
+        for (var attempt = 1; ; attempt++)
         {
-            await backend.CompleteGroupMemberAsync(DuplicateGroup(runId), context.TaskId, succeeded: true, context.CancellationToken).ConfigureAwait(false);
+            try
+            {
+                var execution = await backend.CompleteGroupMemberAsync(ExecutionGroup(runId), context.TaskId, succeeded: true, context.CancellationToken).ConfigureAwait(false);
+                if (!execution.IsFirstCompletion)
+                {
+                    await backend.CompleteGroupMemberAsync(DuplicateGroup(runId), context.TaskId, succeeded: true, context.CancellationToken).ConfigureAwait(false);
+                }
+
+                return;
+            }
+            catch (Exception) when (attempt < 5 && !context.CancellationToken.IsCancellationRequested)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt), context.CancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception) when (!context.CancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
         }
     }
 

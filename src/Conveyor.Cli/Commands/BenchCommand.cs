@@ -57,7 +57,8 @@ internal sealed class BenchSettings : ConnectionSettings
 /// </summary>
 internal sealed class BenchCommand : AsyncCommand<BenchSettings>
 {
-    private const int StateBatch = 512;
+    private const int MinStateWindow = 64;
+    private const int MaxStateWindow = 4096;
 
     public override async Task<int> ExecuteAsync(CommandContext context, BenchSettings settings, CancellationToken cancellationToken)
     {
@@ -220,7 +221,21 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
                     signature.Headers[BuiltInTasks.BenchHeader] = runId;
                     ids[i] = signature.Id;
                     published[i] = Stopwatch.GetTimestamp();
-                    await client.SendAsync(signature, ct).ConfigureAwait(false);
+                    // A broker or backend restart mid-run: retry the publish (at least once; a retried publish may
+                    // duplicate the message, which the workers' duplicate count then shows).
+                    for (var attempt = 1; ; attempt++)
+                    {
+                        try
+                        {
+                            await client.SendAsync(signature, ct).ConfigureAwait(false);
+                            break;
+                        }
+                        catch (Exception ex) when (ex is not OperationCanceledException && attempt < 100)
+                        {
+                            await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 * attempt)), ct).ConfigureAwait(false);
+                        }
+                    }
+
                     Interlocked.Increment(ref publishedCount);
                     publishedQueue.Enqueue(i);
                 }).ConfigureAwait(false);
@@ -233,6 +248,8 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
         var pending = new List<int>(count);
         var progress = !settings.Json && !Console.IsOutputRedirected;
         var lastPrinted = TimeSpan.Zero;
+        var lastError = TimeSpan.MinValue;
+        var lastFinished = 0;
         while (done < count && stopwatch.Elapsed < deadline)
         {
             // Watch every task once its publish has completed.
@@ -247,39 +264,59 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
                 publishSeconds = stopwatch.Elapsed.TotalSeconds;
             }
 
+            // Read the oldest pending states only: tasks finish roughly in publish order, so a window a little
+            // larger than what finished last pass catches nearly everything with few reads per task.
             var finishedThisPass = 0;
-            for (var offset = 0; offset < pending.Count; offset += StateBatch)
+            var window = Math.Min(pending.Count, Math.Clamp(lastFinished * 2, MinStateWindow, MaxStateWindow));
+            if (window > 0)
             {
-                var batch = pending.GetRange(offset, Math.Min(StateBatch, pending.Count - offset));
-                var states = await providers.Backend.GetStatesAsync([.. batch.Select(i => ids[i])], cancellationToken).ConfigureAwait(false);
-                var now = Stopwatch.GetTimestamp();
-                for (var j = 0; j < batch.Count; j++)
+                try
                 {
-                    if (states[j] is { IsCompleted: true })
+                    var states = await providers.Backend.GetStatesAsync([.. pending.Take(window).Select(i => ids[i])], cancellationToken).ConfigureAwait(false);
+                    var now = Stopwatch.GetTimestamp();
+                    for (var j = 0; j < window; j++)
                     {
-                        completed[batch[j]] = now;
-                        finishedThisPass++;
+                        if (states[j] is { IsCompleted: true })
+                        {
+                            completed[pending[j]] = now;
+                            finishedThisPass++;
+                        }
                     }
                 }
-
-                // Tasks finish roughly in publish order: stop scanning after a batch with nothing finished.
-                if (states.All(s => s is not { IsCompleted: true }))
+                catch (Exception ex) when (ex is not OperationCanceledException)
                 {
-                    break;
+                    // The backend is restarting or unreachable: keep waiting (the timeout still applies).
+                    if (stopwatch.Elapsed - lastError > TimeSpan.FromSeconds(1))
+                    {
+                        lastError = stopwatch.Elapsed;
+                        await Console.Error.WriteLineAsync($"conveyor bench: reading results failed ({ex.GetType().Name}: {ex.Message}); retrying").ConfigureAwait(false);
+                    }
+
+                    await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+                    continue;
                 }
             }
 
+            lastFinished = finishedThisPass;
             if (finishedThisPass > 0)
             {
                 done += finishedThisPass;
                 pending.RemoveAll(i => completed[i] != 0);
             }
-            else if (pending.Count > 0)
+
+            if (finishedThisPass < window / 2 && pending.Count > 0)
             {
-                // Sleep until the oldest task's state changes (pushed where the backend can) or 2 ms pass.
-                await providers.Backend.WaitForChangeAsync(ids[pending[0]], TimeSpan.FromMilliseconds(2), cancellationToken).ConfigureAwait(false);
+                // Little finished: sleep until the oldest task's state changes (pushed where the backend can) or 2 ms pass.
+                try
+                {
+                    await providers.Backend.WaitForChangeAsync(ids[pending[0]], TimeSpan.FromMilliseconds(2), cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+                }
             }
-            else
+            else if (pending.Count == 0)
             {
                 await Task.Delay(1, cancellationToken).ConfigureAwait(false);
             }
