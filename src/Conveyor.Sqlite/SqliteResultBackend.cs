@@ -14,7 +14,7 @@ namespace Conveyor.Sqlite;
 /// <remarks>
 /// <see cref="WaitForChangeAsync"/> ends at once when this process writes the state, and within the poll interval
 /// (1 ms while the database is busy, up to <see cref="SqliteConveyorOptions.MaxPollInterval"/> when idle) when
-/// another process does. That is polling, not a push, so the backend does not declare
+/// another process does. The backend detects the change itself (the caller does not poll), so it declares
 /// <see cref="ResultBackendCapabilities.ChangeNotifications"/>.
 /// </remarks>
 public sealed class SqliteResultBackend : IResultBackend
@@ -38,7 +38,7 @@ public sealed class SqliteResultBackend : IResultBackend
     }
 
     /// <inheritdoc/>
-    public ResultBackendCapabilities Capabilities => ResultBackendCapabilities.ResultExpiry | ResultBackendCapabilities.Distributed;
+    public ResultBackendCapabilities Capabilities => ResultBackendCapabilities.ChangeNotifications | ResultBackendCapabilities.ResultExpiry | ResultBackendCapabilities.Distributed;
 
     private long NowMs => _time.GetUtcNow().ToUnixTimeMilliseconds();
 

@@ -101,8 +101,8 @@ public sealed class SqliteBrokerTests : IDisposable
     {
         static void Short(SqliteConveyorOptions o)
         {
-            o.VisibilityTimeout = TimeSpan.FromMilliseconds(300);
-            o.HeartbeatInterval = TimeSpan.FromMilliseconds(100);
+            o.VisibilityTimeout = TimeSpan.FromSeconds(1);
+            o.HeartbeatInterval = TimeSpan.FromMilliseconds(250);
         }
 
         await using var doomedBroker = new SqliteBroker(TestOptions.Process(DatabasePath, Short));

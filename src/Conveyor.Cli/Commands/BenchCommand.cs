@@ -57,6 +57,7 @@ internal sealed class BenchSettings : ConnectionSettings
 /// </summary>
 internal sealed class BenchCommand : AsyncCommand<BenchSettings>
 {
+    private const int PublishersAtOnce = 16;
     private const int MinStateWindow = 64;
     private const int MaxStateWindow = 4096;
 
@@ -204,7 +205,7 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             async () =>
             {
                 var interval = settings.Rate is { } rate ? TimeSpan.FromSeconds(1 / rate) : TimeSpan.Zero;
-                await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = settings.Rate is null ? Math.Max(4, settings.Concurrency) : 4, CancellationToken = cancellationToken }, async (i, ct) =>
+                await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = settings.Rate is null ? PublishersAtOnce : 4, CancellationToken = cancellationToken }, async (i, ct) =>
                 {
                     if (settings.Rate is not null)
                     {

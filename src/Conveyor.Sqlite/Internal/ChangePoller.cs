@@ -5,12 +5,13 @@ namespace Conveyor.Sqlite.Internal;
 /// <summary>
 /// Notices writes of other processes. SQLite has no cross-process notification, so one loop per process reads
 /// <c>PRAGMA data_version</c> (a counter in the WAL index that changes when any other connection commits; it costs
-/// no I/O) and, only when it changed, the queue versions and the change numbers of the task states someone waits
-/// for. The loop runs only while a consumer or a result waiter exists, polls every millisecond while the database
+/// no I/O) and, only when it changed, the queue versions and the task states changed since the last poll (by their
+/// change number, so the cost follows the number of changes, not of waiters). The loop runs only while a consumer or a result waiter exists, polls every millisecond while the database
 /// changes, and backs off, doubling, to <see cref="SqliteConveyorOptions.MaxPollInterval"/> while it is idle.
 /// </summary>
 internal sealed class ChangePoller : IAsyncDisposable
 {
+    private const int MaxChangedRows = 4096;
     private static readonly TimeSpan MinInterval = TimeSpan.FromMilliseconds(1);
 
     private readonly SqliteStore _store;
@@ -23,6 +24,10 @@ internal sealed class ChangePoller : IAsyncDisposable
     private Task? _loop;
     private int _subscribers;
     private long _lastDataVersion = -1;
+
+    // The state change counter of the last poll's snapshot (not the waiters' baseline, which this process's own
+    // commits move ahead): rows with a higher number were written since. -1: unknown.
+    private long _polledSeq = -1;
 
     public ChangePoller(SqliteStore store, TimeSpan maxInterval, ILogger logger)
     {
@@ -103,6 +108,8 @@ internal sealed class ChangePoller : IAsyncDisposable
 
                 if (!subscribed.IsCompleted)
                 {
+                    // Nobody polled meanwhile: the first poll after the pause looks the awaited rows up.
+                    _polledSeq = -1;
                     await subscribed.WaitAsync(token).ConfigureAwait(false);
                     interval = MinInterval;
                 }
@@ -156,10 +163,11 @@ internal sealed class ChangePoller : IAsyncDisposable
         }
 
         var watcher = _store.StateWatcher;
-        var waited = watcher.WaitedTaskIds();
-        if (waited.Length == 0)
+        if (!watcher.HasWaiters)
         {
-            watcher.UpdateSeq(connection.ScalarInt64(Sql.CurrentStateSeq)!.Value);
+            var seq = connection.ScalarInt64(Sql.CurrentStateSeq)!.Value;
+            watcher.UpdateSeq(seq);
+            _polledSeq = seq;
             return true;
         }
 
@@ -169,8 +177,24 @@ internal sealed class ChangePoller : IAsyncDisposable
         {
             var currentSeq = connection.ScalarInt64(Sql.CurrentStateSeq)!.Value;
             var rows = new List<(string, long)>();
-            using (var reader = connection.Command(Sql.SelectChangeSeqs).With("$ids", Json.StringArray(waited)).ExecuteReader())
+            var complete = false;
+            if (_polledSeq >= 0)
             {
+                // The rows written since the last poll (of any task): as many as changed, however many are awaited.
+                using var reader = connection.Command(Sql.SelectChangedSince).With("$since", _polledSeq).With("$limit", MaxChangedRows).ExecuteReader();
+                while (reader.Read())
+                {
+                    rows.Add((reader.GetString(0), reader.GetInt64(1)));
+                }
+
+                complete = rows.Count < MaxChangedRows;
+            }
+
+            if (!complete)
+            {
+                // First poll, or too much changed since: look the awaited rows up instead.
+                rows.Clear();
+                using var reader = connection.Command(Sql.SelectChangeSeqs).With("$ids", Json.StringArray(watcher.WaitedTaskIds())).ExecuteReader();
                 while (reader.Read())
                 {
                     rows.Add((reader.GetString(0), reader.GetInt64(1)));
@@ -178,6 +202,7 @@ internal sealed class ChangePoller : IAsyncDisposable
             }
 
             watcher.OnPolled(rows, currentSeq);
+            _polledSeq = currentSeq;
         }
         finally
         {

@@ -57,7 +57,8 @@ internal static class Sql
         -- last pages of the table, so a commit of many state writes touches a few pages, not one random page
         -- each (write volume in the WAL, and so checkpoints). created_at (UTC ticks and offset minutes) is kept
         -- across writes, as machinery keeps CreatedAt; change_seq is the state_seq counter of the transaction
-        -- that wrote the row, so a process waiting for results finds what changed by reading the rows it waits for.
+        -- that wrote the row, so a process waiting for results finds what changed since its last look by reading
+        -- the rows above the counter it saw then (states_change).
         CREATE TABLE IF NOT EXISTS states (
             id             INTEGER PRIMARY KEY,
             task_id        TEXT    NOT NULL UNIQUE,
@@ -68,6 +69,8 @@ internal static class Sql
             body           BLOB    NOT NULL
         );
         CREATE INDEX IF NOT EXISTS states_expires ON states (expires_at);
+        -- What changed since a poll: the poller reads the rows above the counter it last saw.
+        CREATE INDEX IF NOT EXISTS states_change ON states (change_seq);
 
         CREATE TABLE IF NOT EXISTS groups (
             group_id   TEXT    PRIMARY KEY,
@@ -218,6 +221,10 @@ internal static class Sql
 
     public const string SelectChangeSeqs = """
         SELECT task_id, change_seq FROM states WHERE task_id IN (SELECT value FROM json_each($ids));
+        """;
+
+    public const string SelectChangedSince = """
+        SELECT task_id, change_seq FROM states WHERE change_seq > $since ORDER BY change_seq LIMIT $limit;
         """;
 
     public const string DeleteExpiredState = "DELETE FROM states WHERE task_id = $task_id AND expires_at <= $now;";

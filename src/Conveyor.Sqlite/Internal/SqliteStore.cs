@@ -58,8 +58,6 @@ internal sealed class SqliteStore : IAsyncDisposable
 
     public bool HasQueueSignals => !_queueSignals.IsEmpty;
 
-    public bool IsInitialized => _initialized;
-
     public long NowMs => TimeProvider.GetUtcNow().ToUnixTimeMilliseconds();
 
     /// <summary>Takes a reference to the store of a file, creating it if needed. Does no I/O.</summary>

@@ -91,7 +91,10 @@ public enum ResultBackendCapabilities
     /// <summary>Nothing beyond storing and reading.</summary>
     None = 0,
 
-    /// <summary>Waiting for a result is pushed (no polling).</summary>
+    /// <summary>
+    /// <see cref="IResultBackend.WaitForChangeAsync"/> ends when the state is written (pushed, or detected by the
+    /// backend itself), so callers may wait long instead of polling.
+    /// </summary>
     ChangeNotifications = 1,
 
     /// <summary>Results expire after a time to live.</summary>

@@ -172,16 +172,23 @@ public sealed class ConveyorClient
     }
 
     /// <summary>
-    /// Waits for a task's final state: reads it, and while it is not final, starts listening for a change, reads
-    /// again (so a write between the read and the listen is not missed), then waits for the change or the poll
-    /// interval, which doubles up to <see cref="ConveyorClientOptions.MaxResultPollInterval"/>.
+    /// Waits for a task's final state. After a first read, each pass starts listening for a change, reads the
+    /// state (so a write between the read and the listen is not missed), then waits: up to a second when the
+    /// backend ends waits on change, otherwise for a poll interval that doubles from 1 ms up to
+    /// <see cref="ConveyorClientOptions.MaxResultPollInterval"/>.
     /// </summary>
     internal async ValueTask<TaskStateRecord> WaitForCompletionAsync(string taskId, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var started = TimeProvider.GetTimestamp();
-        var interval = TimeSpan.FromMilliseconds(1);
         var state = await Backend.GetStateAsync(taskId, cancellationToken).ConfigureAwait(false);
-        while (state is not { IsCompleted: true })
+        if (state is { IsCompleted: true })
+        {
+            return state;
+        }
+
+        var started = TimeProvider.GetTimestamp();
+        var pushed = Backend.Capabilities.HasFlag(ResultBackendCapabilities.ChangeNotifications);
+        var interval = pushed ? TimeSpan.FromSeconds(1) : TimeSpan.FromMilliseconds(1);
+        while (true)
         {
             var remaining = timeout == Timeout.InfiniteTimeSpan ? interval : timeout - TimeProvider.GetElapsedTime(started);
             if (remaining <= TimeSpan.Zero)
@@ -193,14 +200,14 @@ public sealed class ConveyorClient
             state = await Backend.GetStateAsync(taskId, cancellationToken).ConfigureAwait(false);
             if (state is { IsCompleted: true })
             {
-                break;
+                return state;
             }
 
             await change.ConfigureAwait(false);
-            interval = TimeSpan.FromTicks(Math.Min(interval.Ticks * 2, Options.MaxResultPollInterval.Ticks));
-            state = await Backend.GetStateAsync(taskId, cancellationToken).ConfigureAwait(false);
+            if (!pushed)
+            {
+                interval = TimeSpan.FromTicks(Math.Min(interval.Ticks * 2, Options.MaxResultPollInterval.Ticks));
+            }
         }
-
-        return state;
     }
 }
