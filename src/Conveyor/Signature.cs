@@ -54,7 +54,10 @@ public sealed class Signature
     /// Headers, carried as AMQP headers on RabbitMQ and inside the message elsewhere. Values are strings, numbers,
     /// booleans or <see langword="null"/>. The W3C trace context travels here (<c>traceparent</c>, <c>tracestate</c>).
     /// </summary>
-    public IDictionary<string, object?> Headers => _headers ??= new Dictionary<string, object?>(StringComparer.Ordinal);
+    public IDictionary<string, object?> Headers =>
+        _headers is null || ReferenceEquals(_headers, Serialization.SignatureJson.EmptyHeaders)
+            ? _headers = new Dictionary<string, object?>(StringComparer.Ordinal)
+            : _headers;
 
     /// <summary>The priority; higher runs first where the broker supports priorities. Machinery's <c>uint8</c>.</summary>
     public byte Priority { get; set; }
@@ -114,7 +117,9 @@ public sealed class Signature
     {
         var copy = (Signature)MemberwiseClone();
         copy._args = _args is null ? null : [.. _args];
-        copy._headers = _headers is null ? null : new Dictionary<string, object?>(_headers, StringComparer.Ordinal);
+        copy._headers = _headers is null || ReferenceEquals(_headers, Serialization.SignatureJson.EmptyHeaders)
+            ? _headers
+            : new Dictionary<string, object?>(_headers, StringComparer.Ordinal);
         copy._onSuccess = _onSuccess?.ConvertAll(s => s.Clone());
         copy._onError = _onError?.ConvertAll(s => s.Clone());
         copy.ChordCallback = ChordCallback?.Clone();

@@ -23,7 +23,7 @@ internal sealed class TaskHandler
     private readonly string[] _parameterTypeNames;
     private readonly int _fixedArgumentCount;
     private readonly bool _hasParams;
-    private readonly Func<object?[], object?, ValueTask<object?>> _invoke;
+    private readonly Func<List<TaskArgument>?, object?, TaskContext, CancellationToken, object?, ValueTask<object?>> _invoke;
     private readonly Func<TaskContext, object>? _instanceFactory;
     private readonly ResultShape _resultShape;
     private readonly string[] _resultTypeNames;
@@ -79,7 +79,7 @@ internal sealed class TaskHandler
         }
 
         (_resultShape, _resultTypeNames, var awaitedType) = DescribeResult(name, method.ReturnType);
-        _invoke = Compile(method, target, _parameterTypes, awaitedType);
+        _invoke = Compile(method, target, _parameterTypes, _parameterKinds, awaitedType);
         Signature = $"{name}({string.Join(", ", _parameterTypeNames.Where(n => n is not null))})";
     }
 
@@ -98,21 +98,12 @@ internal sealed class TaskHandler
     /// <exception cref="TaskArgumentException">The arguments do not fit.</exception>
     public async ValueTask<IReadOnlyList<TaskResult>> InvokeAsync(Signature signature, TaskContext context, CancellationToken cancellationToken)
     {
-        var values = BindArguments(signature);
-        for (var i = 0; i < _parameterKinds.Length; i++)
-        {
-            switch (_parameterKinds[i])
-            {
-                case ParameterKind.CancellationToken: values[i] = cancellationToken; break;
-                case ParameterKind.Context: values[i] = context; break;
-            }
-        }
-
+        var paramsValue = BindArguments(signature);
         var instance = _instanceFactory?.Invoke(context);
         object? returned;
         try
         {
-            returned = await _invoke(values, instance).ConfigureAwait(false);
+            returned = await _invoke(signature.ArgsOrNull, paramsValue, context, cancellationToken, instance).ConfigureAwait(false);
         }
         finally
         {
@@ -126,7 +117,11 @@ internal sealed class TaskHandler
         return MapResults(returned);
     }
 
-    private object?[] BindArguments(Signature signature)
+    /// <summary>
+    /// Checks every argument against its parameter (no allocation); returns the array for a <c>params</c>
+    /// parameter, or <see langword="null"/>. The compiled call then reads the arguments straight from the list.
+    /// </summary>
+    private object? BindArguments(Signature signature)
     {
         var args = signature.ArgsOrNull;
         var count = args?.Count ?? 0;
@@ -136,19 +131,19 @@ internal sealed class TaskHandler
                 $"Task {Signature} takes {(_hasParams ? "at least " : string.Empty)}{_fixedArgumentCount} argument(s), but the message has {count}.");
         }
 
-        var values = new object?[_parameterKinds.Length];
+        object? paramsValue = null;
         var next = 0;
         for (var i = 0; i < _parameterKinds.Length; i++)
         {
             switch (_parameterKinds[i])
             {
                 case ParameterKind.Argument:
-                    values[i] = Check(args![next], next, _parameterTypes[i], _parameterTypeNames[i]);
+                    Check(args![next], next, _parameterTypes[i], _parameterTypeNames[i]);
                     next++;
                     break;
                 case ParameterKind.ParamsArray when count - next == 1 && args![next].Value?.GetType() == _parameterTypes[i]:
                     // Like C#, a params parameter also takes one array: sum([]int64) and sum(int64, int64, ...) both work.
-                    values[i] = args[next].Value;
+                    paramsValue = args[next].Value;
                     next++;
                     break;
                 case ParameterKind.ParamsArray:
@@ -160,12 +155,12 @@ internal sealed class TaskHandler
                         array.SetValue(Check(args![next], next, elementType, elementName), j);
                     }
 
-                    values[i] = array;
+                    paramsValue = array;
                     break;
             }
         }
 
-        return values;
+        return paramsValue;
     }
 
     private object? Check(TaskArgument argument, int index, Type expected, string expectedName)
@@ -262,15 +257,32 @@ internal sealed class TaskHandler
             $"Task '{name}': the return type {returnType} has no machinery type. Return nothing, a machinery type, a tuple of them, TaskResult or IEnumerable<TaskResult> (optionally as Task<> or ValueTask<>).");
     }
 
-    /// <summary>Compiles <c>(values, instance) =&gt; wrap(handler((T0)values[0], ...))</c> into a delegate.</summary>
-    private static Func<object?[], object?, ValueTask<object?>> Compile(MethodInfo method, object? target, Type[] parameterTypes, Type? awaitedType)
+    /// <summary>
+    /// Compiles <c>(args, paramsValue, context, token, instance) =&gt; wrap(handler((T0)args[0].Value, ...))</c>:
+    /// arguments are unboxed straight from the signature's list, the context and token passed through.
+    /// </summary>
+    private static Func<List<TaskArgument>?, object?, TaskContext, CancellationToken, object?, ValueTask<object?>> Compile(
+        MethodInfo method, object? target, Type[] parameterTypes, ParameterKind[] kinds, Type? awaitedType)
     {
-        var values = Expression.Parameter(typeof(object?[]), "values");
+        var args = Expression.Parameter(typeof(List<TaskArgument>), "args");
+        var paramsValue = Expression.Parameter(typeof(object), "paramsValue");
+        var context = Expression.Parameter(typeof(TaskContext), "context");
+        var token = Expression.Parameter(typeof(CancellationToken), "token");
         var instance = Expression.Parameter(typeof(object), "instance");
+        var indexer = typeof(List<TaskArgument>).GetProperty("Item")!;
         var arguments = new Expression[parameterTypes.Length];
+        var next = 0;
         for (var i = 0; i < parameterTypes.Length; i++)
         {
-            arguments[i] = Expression.Convert(Expression.ArrayIndex(values, Expression.Constant(i)), parameterTypes[i]);
+            arguments[i] = kinds[i] switch
+            {
+                ParameterKind.CancellationToken => token,
+                ParameterKind.Context => context,
+                ParameterKind.ParamsArray => Expression.Convert(paramsValue, parameterTypes[i]),
+                _ => Expression.Convert(
+                    Expression.Property(Expression.Property(args, indexer, Expression.Constant(next++)), nameof(TaskArgument.Value)),
+                    parameterTypes[i]),
+            };
         }
 
         Expression call;
@@ -316,7 +328,7 @@ internal sealed class TaskHandler
                 Expression.Convert(call, typeof(object)));
         }
 
-        return Expression.Lambda<Func<object?[], object?, ValueTask<object?>>>(body, values, instance).Compile();
+        return Expression.Lambda<Func<List<TaskArgument>?, object?, TaskContext, CancellationToken, object?, ValueTask<object?>>>(body, args, paramsValue, context, token, instance).Compile();
     }
 
     private static ValueTask<object?> AwaitTask(Task task)

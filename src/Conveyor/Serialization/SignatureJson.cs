@@ -11,6 +11,29 @@ internal static class SignatureJson
 {
     private const int MaxDepth = 64;
 
+    // Property names encoded once: the writer then copies them without checking for characters to escape.
+    private static readonly JsonEncodedText ArgsName = JsonEncodedText.Encode("Args");
+    private static readonly JsonEncodedText BrokerMessageGroupIdName = JsonEncodedText.Encode("BrokerMessageGroupId");
+    private static readonly JsonEncodedText ChordCallbackName = JsonEncodedText.Encode("ChordCallback");
+    private static readonly JsonEncodedText ETAName = JsonEncodedText.Encode("ETA");
+    private static readonly JsonEncodedText GroupTaskCountName = JsonEncodedText.Encode("GroupTaskCount");
+    private static readonly JsonEncodedText GroupUUIDName = JsonEncodedText.Encode("GroupUUID");
+    private static readonly JsonEncodedText HeadersName = JsonEncodedText.Encode("Headers");
+    private static readonly JsonEncodedText IgnoreWhenTaskNotRegisteredName = JsonEncodedText.Encode("IgnoreWhenTaskNotRegistered");
+    private static readonly JsonEncodedText ImmutableName = JsonEncodedText.Encode("Immutable");
+    private static readonly JsonEncodedText NameName = JsonEncodedText.Encode("Name");
+    private static readonly JsonEncodedText OnErrorName = JsonEncodedText.Encode("OnError");
+    private static readonly JsonEncodedText OnSuccessName = JsonEncodedText.Encode("OnSuccess");
+    private static readonly JsonEncodedText PriorityName = JsonEncodedText.Encode("Priority");
+    private static readonly JsonEncodedText RetryCountName = JsonEncodedText.Encode("RetryCount");
+    private static readonly JsonEncodedText RetryTimeoutName = JsonEncodedText.Encode("RetryTimeout");
+    private static readonly JsonEncodedText RoutingKeyName = JsonEncodedText.Encode("RoutingKey");
+    private static readonly JsonEncodedText SQSReceiptHandleName = JsonEncodedText.Encode("SQSReceiptHandle");
+    private static readonly JsonEncodedText StopTaskDeletionOnErrorName = JsonEncodedText.Encode("StopTaskDeletionOnError");
+    private static readonly JsonEncodedText TypeName = JsonEncodedText.Encode("Type");
+    private static readonly JsonEncodedText UUIDName = JsonEncodedText.Encode("UUID");
+    private static readonly JsonEncodedText ValueName = JsonEncodedText.Encode("Value");
+
     public static void Write(Utf8JsonWriter writer, Signature signature, int depth = 0)
     {
         if (depth > MaxDepth)
@@ -19,10 +42,10 @@ internal static class SignatureJson
         }
 
         writer.WriteStartObject();
-        writer.WriteString("UUID"u8, signature.Id);
-        writer.WriteString("Name"u8, signature.Name);
-        writer.WriteString("RoutingKey"u8, signature.RoutingKey);
-        writer.WritePropertyName("ETA"u8);
+        writer.WriteString(UUIDName, signature.Id);
+        writer.WriteString(NameName, signature.Name);
+        writer.WriteString(RoutingKeyName, signature.RoutingKey);
+        writer.WritePropertyName(ETAName);
         if (signature.Eta is { } eta)
         {
             GoTime.Write(writer, eta);
@@ -32,18 +55,18 @@ internal static class SignatureJson
             writer.WriteNullValue();
         }
 
-        writer.WriteString("GroupUUID"u8, signature.GroupId);
-        writer.WriteNumber("GroupTaskCount"u8, signature.GroupTaskCount);
-        writer.WritePropertyName("Args"u8);
+        writer.WriteString(GroupUUIDName, signature.GroupId);
+        writer.WriteNumber(GroupTaskCountName, signature.GroupTaskCount);
+        writer.WritePropertyName(ArgsName);
         if (signature.ArgsOrNull is { } args)
         {
             writer.WriteStartArray();
             foreach (var arg in args)
             {
                 writer.WriteStartObject();
-                writer.WriteString("Name"u8, arg.Name ?? string.Empty);
-                writer.WriteString("Type"u8, arg.Type);
-                writer.WritePropertyName("Value"u8);
+                writer.WriteString(NameName, arg.Name ?? string.Empty);
+                writer.WriteString(TypeName, arg.Type);
+                writer.WritePropertyName(ValueName);
                 WireValues.Write(writer, arg.Value);
                 writer.WriteEndObject();
             }
@@ -55,7 +78,7 @@ internal static class SignatureJson
             writer.WriteNullValue();
         }
 
-        writer.WritePropertyName("Headers"u8);
+        writer.WritePropertyName(HeadersName);
         if (signature.HeadersOrNull is { } headers)
         {
             writer.WriteStartObject();
@@ -74,13 +97,13 @@ internal static class SignatureJson
             writer.WriteNullValue();
         }
 
-        writer.WriteNumber("Priority"u8, signature.Priority);
-        writer.WriteBoolean("Immutable"u8, signature.Immutable);
-        writer.WriteNumber("RetryCount"u8, signature.RetryCount);
-        writer.WriteNumber("RetryTimeout"u8, signature.RetryTimeout);
-        WriteCallbacks(writer, "OnSuccess"u8, signature.OnSuccessOrNull, depth);
-        WriteCallbacks(writer, "OnError"u8, signature.OnErrorOrNull, depth);
-        writer.WritePropertyName("ChordCallback"u8);
+        writer.WriteNumber(PriorityName, signature.Priority);
+        writer.WriteBoolean(ImmutableName, signature.Immutable);
+        writer.WriteNumber(RetryCountName, signature.RetryCount);
+        writer.WriteNumber(RetryTimeoutName, signature.RetryTimeout);
+        WriteCallbacks(writer, OnSuccessName, signature.OnSuccessOrNull, depth);
+        WriteCallbacks(writer, OnErrorName, signature.OnErrorOrNull, depth);
+        writer.WritePropertyName(ChordCallbackName);
         if (signature.ChordCallback is { } callback)
         {
             Write(writer, callback, depth + 1);
@@ -91,15 +114,15 @@ internal static class SignatureJson
         }
 
         var extras = signature.WireExtras;
-        writer.WriteString("BrokerMessageGroupId"u8, extras?.BrokerMessageGroupId ?? string.Empty);
-        writer.WriteString("SQSReceiptHandle"u8, extras?.SqsReceiptHandle ?? string.Empty);
-        writer.WriteBoolean("StopTaskDeletionOnError"u8, extras?.StopTaskDeletionOnError ?? false);
-        writer.WriteBoolean("IgnoreWhenTaskNotRegistered"u8, signature.IgnoreWhenTaskNotRegistered);
+        writer.WriteString(BrokerMessageGroupIdName, extras?.BrokerMessageGroupId ?? string.Empty);
+        writer.WriteString(SQSReceiptHandleName, extras?.SqsReceiptHandle ?? string.Empty);
+        writer.WriteBoolean(StopTaskDeletionOnErrorName, extras?.StopTaskDeletionOnError ?? false);
+        writer.WriteBoolean(IgnoreWhenTaskNotRegisteredName, signature.IgnoreWhenTaskNotRegistered);
         writer.WriteEndObject();
     }
 
     // Go writes a nil slice as null; an empty list here is the same as none.
-    private static void WriteCallbacks(Utf8JsonWriter writer, ReadOnlySpan<byte> name, List<Signature>? callbacks, int depth)
+    private static void WriteCallbacks(Utf8JsonWriter writer, JsonEncodedText name, List<Signature>? callbacks, int depth)
     {
         writer.WritePropertyName(name);
         if (callbacks is not { Count: > 0 })
@@ -151,8 +174,8 @@ internal static class SignatureJson
             switch (name[..length])
             {
                 case "uuid": signature.Id = ReadString(ref reader, "UUID"); break;
-                case "name": signature.Name = ReadString(ref reader, "Name"); break;
-                case "routingkey": signature.RoutingKey = ReadString(ref reader, "RoutingKey"); break;
+                case "name": signature.Name = WireStrings.Read(ref reader, "Name"); break;
+                case "routingkey": signature.RoutingKey = WireStrings.Read(ref reader, "RoutingKey"); break;
                 case "eta": signature.Eta = reader.TokenType == JsonTokenType.Null ? null : GoTime.Read(ref reader); break;
                 case "groupuuid": signature.GroupId = ReadString(ref reader, "GroupUUID"); break;
                 case "grouptaskcount": signature.GroupTaskCount = ReadInt32(ref reader, "GroupTaskCount"); break;
@@ -243,7 +266,7 @@ internal static class SignatureJson
             throw new JsonException("Args must be an array.");
         }
 
-        var args = new List<TaskArgument>(4);
+        var args = new List<TaskArgument>(2);
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
             var (argName, type, value) = ReadTypedValue(ref reader, "Args", wantName: true);
@@ -278,7 +301,7 @@ internal static class SignatureJson
                     argName = ReadString(ref reader, "Name");
                     break;
                 case "type":
-                    type = ReadString(ref reader, "Type");
+                    type = WireStrings.Read(ref reader, "Type");
                     if (valuePending)
                     {
                         value = WireValues.Read(ref pendingValue, type);
@@ -333,16 +356,25 @@ internal static class SignatureJson
             throw new JsonException("Headers must be an object.");
         }
 
+        if (reader.Read() && reader.TokenType == JsonTokenType.EndObject)
+        {
+            return EmptyHeaders; // "{}": the signature makes its own dictionary if someone adds a header
+        }
+
         var headers = new Dictionary<string, object?>(StringComparer.Ordinal);
-        while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+        do
         {
             var key = reader.GetString()!;
             reader.Read();
             headers[key] = WireValues.ReadHeaderValue(ref reader);
         }
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndObject);
 
         return headers;
     }
+
+    /// <summary>Marks a parsed <c>"Headers":{}</c>; never mutated (see <see cref="Signature.Headers"/>).</summary>
+    internal static readonly Dictionary<string, object?> EmptyHeaders = new(0, StringComparer.Ordinal);
 
     private static List<Signature>? ReadCallbacks(ref Utf8JsonReader reader, int depth)
     {

@@ -44,8 +44,35 @@ public static class WireFormat
     public static void SerializeSignature(Signature signature, IBufferWriter<byte> destination)
     {
         ArgumentNullException.ThrowIfNull(signature);
-        using var writer = new Utf8JsonWriter(destination, WriterOptions);
-        SignatureJson.Write(writer, signature);
+        ArgumentNullException.ThrowIfNull(destination);
+        var writer = t_destinationWriter ??= new Utf8JsonWriter(destination, WriterOptions);
+        writer.Reset(destination);
+        try
+        {
+            SignatureJson.Write(writer, signature);
+            writer.Flush();
+        }
+        finally
+        {
+            // Do not keep the caller's buffer alive through the cached writer.
+            writer.Reset(NullBufferWriter.Instance);
+        }
+    }
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_destinationWriter;
+
+    private sealed class NullBufferWriter : IBufferWriter<byte>
+    {
+        public static readonly NullBufferWriter Instance = new();
+
+        public void Advance(int count)
+        {
+        }
+
+        public Memory<byte> GetMemory(int sizeHint = 0) => throw new InvalidOperationException();
+
+        public Span<byte> GetSpan(int sizeHint = 0) => throw new InvalidOperationException();
     }
 
     /// <summary>Parses machinery's signature JSON.</summary>
