@@ -249,7 +249,7 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
         var pending = new List<int>(count);
         var progress = !settings.Json && !Console.IsOutputRedirected;
         var lastPrinted = TimeSpan.Zero;
-        var lastError = TimeSpan.MinValue;
+        var lastError = TimeSpan.FromSeconds(-10);
         var lastFinished = 0;
         while (done < count && stopwatch.Elapsed < deadline)
         {
