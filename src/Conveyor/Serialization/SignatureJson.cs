@@ -140,6 +140,38 @@ internal static class SignatureJson
         writer.WriteEndArray();
     }
 
+    // machinery writes the keys in this order: checking the next expected key first skips the case-insensitive
+    // lookup for every key of a Go- or Conveyor-written message. Other orders and cases still work.
+    private static readonly (byte[] Utf8, string Lower)[] MachineryKeyOrder =
+    [
+        ("UUID"u8.ToArray(), "uuid"),
+        ("Name"u8.ToArray(), "name"),
+        ("RoutingKey"u8.ToArray(), "routingkey"),
+        ("ETA"u8.ToArray(), "eta"),
+        ("GroupUUID"u8.ToArray(), "groupuuid"),
+        ("GroupTaskCount"u8.ToArray(), "grouptaskcount"),
+        ("Args"u8.ToArray(), "args"),
+        ("Headers"u8.ToArray(), "headers"),
+        ("Priority"u8.ToArray(), "priority"),
+        ("Immutable"u8.ToArray(), "immutable"),
+        ("RetryCount"u8.ToArray(), "retrycount"),
+        ("RetryTimeout"u8.ToArray(), "retrytimeout"),
+        ("OnSuccess"u8.ToArray(), "onsuccess"),
+        ("OnError"u8.ToArray(), "onerror"),
+        ("ChordCallback"u8.ToArray(), "chordcallback"),
+        ("BrokerMessageGroupId"u8.ToArray(), "brokermessagegroupid"),
+        ("SQSReceiptHandle"u8.ToArray(), "sqsreceipthandle"),
+        ("StopTaskDeletionOnError"u8.ToArray(), "stoptaskdeletiononerror"),
+        ("IgnoreWhenTaskNotRegistered"u8.ToArray(), "ignorewhentasknotregistered"),
+    ];
+
+    private static readonly (byte[] Utf8, string Lower)[] TypedValueKeyOrder =
+    [
+        ("Name"u8.ToArray(), "name"),
+        ("Type"u8.ToArray(), "type"),
+        ("Value"u8.ToArray(), "value"),
+    ];
+
     public static Signature Read(ref Utf8JsonReader reader, int depth = 0)
     {
         if (depth > MaxDepth)
@@ -157,6 +189,7 @@ internal static class SignatureJson
         string? sqsReceiptHandle = null;
         var stopTaskDeletionOnError = false;
         Span<char> name = stackalloc char[32];
+        var expected = 0;
         while (reader.Read())
         {
             if (reader.TokenType == JsonTokenType.EndObject)
@@ -169,9 +202,9 @@ internal static class SignatureJson
                 return signature;
             }
 
-            var length = ReadLowerCaseName(ref reader, name);
+            var known = NextKey(ref reader, MachineryKeyOrder, ref expected, name, out var length);
             reader.Read();
-            switch (name[..length])
+            switch (known)
             {
                 case "uuid": signature.Id = ReadString(ref reader, "UUID"); break;
                 case "name": signature.Name = WireStrings.Read(ref reader, "Name"); break;
@@ -200,6 +233,32 @@ internal static class SignatureJson
         }
 
         throw new JsonException("The signature ends before its closing brace.");
+    }
+
+    /// <summary>
+    /// The current key: the expected one's lower-case name when it matches exactly; otherwise <see langword="null"/>,
+    /// with the key lowered into <paramref name="scratch"/> (<paramref name="length"/> characters).
+    /// </summary>
+    private static string? NextKey(ref Utf8JsonReader reader, (byte[] Utf8, string Lower)[] order, ref int expected, scoped Span<char> scratch, out int length)
+    {
+        if (expected < order.Length && reader.ValueTextEquals(order[expected].Utf8))
+        {
+            length = 0;
+            return order[expected++].Lower;
+        }
+
+        length = ReadLowerCaseName(ref reader, scratch);
+        ReadOnlySpan<char> key = scratch[..length];
+        for (var i = 0; i < order.Length; i++)
+        {
+            if (key.SequenceEqual(order[i].Lower))
+            {
+                expected = i + 1;
+                return order[i].Lower;
+            }
+        }
+
+        return null;
     }
 
     private static int ReadLowerCaseName(ref Utf8JsonReader reader, scoped Span<char> destination)
@@ -291,11 +350,12 @@ internal static class SignatureJson
         Utf8JsonReader pendingValue = default;
         var valuePending = false;
         Span<char> name = stackalloc char[32];
+        var expected = wantName ? 0 : 1;
         while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
         {
-            var length = ReadLowerCaseName(ref reader, name);
+            var known = NextKey(ref reader, TypedValueKeyOrder, ref expected, name, out var length);
             reader.Read();
-            switch (name[..length])
+            switch (known)
             {
                 case "name" when wantName:
                     argName = ReadString(ref reader, "Name");
