@@ -1,0 +1,134 @@
+using Conveyor.Conformance;
+using Conveyor.Redis;
+using Conveyor.Sqlite;
+using StackExchange.Redis;
+
+namespace Conveyor.RabbitMQ.Tests;
+
+/// <summary>
+/// The RabbitMQ broker on the server in <c>CONVEYOR_TEST_AMQP</c>, with an exchange (and so a dead-letter queue) of its
+/// own per test class, and the SQLite result backend on a temporary file. Every broker instance opens its own
+/// connections, as a process would. "Crashing" a consumer closes its channel without settling anything: RabbitMQ
+/// requeues at once, so there is no redelivery timeout.
+/// </summary>
+public class RabbitMqProviderFactory : IConveyorProviderFactory
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "conveyor-rabbitmq-tests", Guid.NewGuid().ToString("N"));
+
+    public RabbitMqProviderFactory()
+    {
+        Exchange = "conveyor_test_" + Guid.NewGuid().ToString("N")[..12];
+        Directory.CreateDirectory(_directory);
+        SqliteOptions = new SqliteConveyorOptions { DatabasePath = Path.Combine(_directory, "conveyor.db") };
+    }
+
+    public string Exchange { get; }
+
+    public SqliteConveyorOptions SqliteOptions { get; }
+
+    public virtual string Name => "rabbitmq broker + sqlite backend";
+
+    public TimeSpan RedeliveryTimeout => TimeSpan.Zero;
+
+    public RabbitMqBrokerOptions BrokerOptions() => TestServers.BrokerOptions(Exchange);
+
+    public async ValueTask<IBroker> CreateBrokerAsync(CancellationToken cancellationToken = default)
+    {
+        var broker = new RabbitMqBroker(BrokerOptions());
+        try
+        {
+            await broker.ConnectAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is global::RabbitMQ.Client.Exceptions.BrokerUnreachableException)
+        {
+            await broker.DisposeAsync();
+            await TestServers.EnsureAmqpAsync(); // throws the message naming the variable
+            throw;
+        }
+
+        return broker;
+    }
+
+    public virtual ValueTask<IResultBackend> CreateBackendAsync(CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult<IResultBackend>(new SqliteResultBackend(SqliteOptions));
+
+    public ValueTask SimulateCrashAsync(IMessageConsumer consumer) => RabbitMqBroker.SimulateCrashAsync(consumer);
+
+    public virtual async ValueTask DisposeAsync()
+    {
+        // Remove what the tests left on the server: the exchange and the dead-letter queue (work and delay queues
+        // are named after tests; they are purged by each test and are cheap when empty).
+        try
+        {
+            await using var connection = await TestServers.ConnectRawAsync();
+            await using var channel = await connection.CreateChannelAsync();
+            await channel.QueueDeleteAsync(Exchange + ".dead_letters", ifUnused: false, ifEmpty: false);
+            await channel.ExchangeDeleteAsync(Exchange, ifUnused: false);
+        }
+        catch (Exception)
+        {
+            // best effort
+        }
+
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>The RabbitMQ broker with the Redis result backend (the seed's own example: amqp:// broker, redis:// backend).</summary>
+public sealed class RabbitMqRedisProviderFactory : RabbitMqProviderFactory
+{
+    private readonly Lazy<Task<ConnectionMultiplexer>> _multiplexer = new(TestServers.ConnectRedisAsync);
+
+    public RedisConveyorOptions RedisOptions { get; } = new()
+    {
+        KeyPrefix = "conveyor-amqp-test:" + Guid.NewGuid().ToString("N")[..8] + ":",
+        ResultTtl = TimeSpan.FromMinutes(10),
+    };
+
+    public override string Name => "rabbitmq broker + redis backend";
+
+    public Task<ConnectionMultiplexer> MultiplexerAsync() => _multiplexer.Value;
+
+    public override async ValueTask<IResultBackend> CreateBackendAsync(CancellationToken cancellationToken = default) =>
+        new RedisResultBackend(await MultiplexerAsync(), RedisOptions);
+
+    public override async ValueTask DisposeAsync()
+    {
+        if (_multiplexer.IsValueCreated && _multiplexer.Value.IsCompletedSuccessfully)
+        {
+            var multiplexer = _multiplexer.Value.Result;
+            var server = multiplexer.GetServers()[0];
+            var db = multiplexer.GetDatabase();
+            var keys = new List<RedisKey>();
+            await foreach (var key in server.KeysAsync(pattern: RedisOptions.KeyPrefix + "*", pageSize: 1000))
+            {
+                keys.Add(key);
+            }
+
+            if (keys.Count > 0)
+            {
+                await db.KeyDeleteAsync([.. keys]);
+            }
+
+            await multiplexer.DisposeAsync();
+        }
+
+        await base.DisposeAsync();
+    }
+}
+
+public sealed class RabbitMqBrokerConformanceTests(RabbitMqProviderFactory factory) : BrokerConformanceTests<RabbitMqProviderFactory>(factory);
+
+public sealed class RabbitMqWorkerConformanceTests(RabbitMqProviderFactory factory) : WorkerConformanceTests<RabbitMqProviderFactory>(factory);
+
+public sealed class RabbitMqRedisWorkerConformanceTests(RabbitMqRedisProviderFactory factory) : WorkerConformanceTests<RabbitMqRedisProviderFactory>(factory);
+
+public sealed class RabbitMqRedisResultBackendConformanceTests(RabbitMqRedisProviderFactory factory) : ResultBackendConformanceTests<RabbitMqRedisProviderFactory>(factory);
