@@ -1,4 +1,3 @@
-using System.Globalization;
 using Conveyor.Sqlite;
 using Microsoft.Extensions.Logging;
 
@@ -17,41 +16,13 @@ internal static class SqliteConnections
 
     public static SqliteConveyorOptions Options(string rest, string url)
     {
-        var query = rest.IndexOf('?', StringComparison.Ordinal);
-        var pathPart = query < 0 ? rest : rest[..query];
-        if (pathPart.Length == 0)
+        try
         {
-            throw new CliException($"'{url}' names no database file; use sqlite://conveyor.db or sqlite:///absolute/path.db");
+            return SqliteUrl.Parse("sqlite://" + rest);
         }
-
-        var path = Path.GetFullPath(Uri.UnescapeDataString(pathPart));
-        var directory = Path.GetDirectoryName(path);
-        if (directory is not null && !Directory.Exists(directory))
+        catch (FormatException ex)
         {
-            throw new CliException($"cannot open {url}: the folder {directory} does not exist");
+            throw new CliException(ex.Message.Replace("sqlite://" + rest, url, StringComparison.Ordinal));
         }
-
-        var options = new SqliteConveyorOptions { DatabasePath = path };
-        if (query >= 0)
-        {
-            foreach (var pair in rest[(query + 1)..].Split('&', StringSplitOptions.RemoveEmptyEntries))
-            {
-                var equals = pair.IndexOf('=', StringComparison.Ordinal);
-                var name = equals < 0 ? pair : pair[..equals];
-                var value = equals < 0 ? string.Empty : pair[(equals + 1)..];
-                var seconds = double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed) && parsed > 0
-                    ? TimeSpan.FromSeconds(parsed)
-                    : throw new CliException($"{url}: option '{name}' needs a positive number of seconds, not '{value}'");
-                switch (name)
-                {
-                    case "visibility_timeout": options.VisibilityTimeout = seconds; break;
-                    case "result_ttl": options.ResultTtl = seconds; break;
-                    case "busy_timeout": options.BusyTimeout = seconds; break;
-                    default: throw new CliException($"{url}: unknown option '{name}'; use visibility_timeout, result_ttl or busy_timeout (seconds)");
-                }
-            }
-        }
-
-        return options;
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Diagnostics;
 using System.Globalization;
 using System.Threading.Channels;
@@ -30,6 +31,7 @@ public sealed class ConveyorWorker : BackgroundService
     private readonly TaskRegistry _registry;
     private readonly WorkerOptions _options;
     private readonly IServiceProvider? _services;
+    private readonly IServiceScopeFactory? _scopeFactory;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly ConveyorDiagnostics _diagnostics;
@@ -41,7 +43,7 @@ public sealed class ConveyorWorker : BackgroundService
     /// <param name="registry">The handlers.</param>
     /// <param name="options">Settings; defaults when <see langword="null"/>.</param>
     /// <param name="loggerFactory">Logging; none when <see langword="null"/>.</param>
-    /// <param name="services">Services handed to tasks through <see cref="TaskContext.Services"/>.</param>
+    /// <param name="services">Services handed to tasks through <see cref="TaskContext.Services"/>; when it can create scopes, each task gets its own scope.</param>
     public ConveyorWorker(
         ConveyorClient client,
         TaskRegistry registry,
@@ -56,6 +58,7 @@ public sealed class ConveyorWorker : BackgroundService
         _options = options ?? new WorkerOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.Concurrency, 1, nameof(options));
         _services = services;
+        _scopeFactory = services?.GetService(typeof(IServiceScopeFactory)) as IServiceScopeFactory;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<ConveyorWorker>();
         _time = client.TimeProvider;
         _diagnostics = client.Diagnostics;
@@ -276,7 +279,10 @@ public sealed class ConveyorWorker : BackgroundService
         using var timeoutSource = _options.TaskTimeout is { } timeout ? new CancellationTokenSource(timeout, _time) : null;
         using var linkedSource = timeoutSource is null ? null : CancellationTokenSource.CreateLinkedTokenSource(timeoutSource.Token, _hardStop.Token);
         var token = linkedSource?.Token ?? _hardStop.Token;
-        var context = new TaskContext(signature, attempt, _services, token);
+        // A scope per task, as ASP.NET Core has one per request: scoped services (a DbContext) live for one task.
+        var scope = _scopeFactory?.CreateAsyncScope();
+        await using var scopeDisposal = (scope is { } taskScope ? (IAsyncDisposable)taskScope : NoScope.Instance).ConfigureAwait(false);
+        var context = new TaskContext(signature, attempt, scope?.ServiceProvider ?? _services, token);
 
         if (_options.BeforeTask is { } beforeTask)
         {
@@ -538,4 +544,11 @@ public sealed class ConveyorWorker : BackgroundService
         string s when int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var parsed) && parsed > 0 => parsed,
         _ => 1,
     };
+
+    private sealed class NoScope : IAsyncDisposable
+    {
+        public static readonly NoScope Instance = new();
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
 }

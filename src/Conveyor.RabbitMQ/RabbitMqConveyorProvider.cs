@@ -1,0 +1,52 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Conveyor.RabbitMQ;
+
+/// <summary>
+/// The <c>amqp://</c> and <c>amqps://</c> provider for configuration-driven setup (<c>UseRabbitMq()</c>): a broker
+/// only; results go to a Redis or SQLite backend.
+/// </summary>
+internal sealed class RabbitMqConveyorProvider(IEnumerable<IConfigureOptions<RabbitMqBrokerOptions>> configure) : IConveyorProvider
+{
+    public string Name => "RabbitMQ";
+
+    public IReadOnlyList<string> Schemes { get; } = ["amqp", "amqps"];
+
+    public ConveyorComponents Components => ConveyorComponents.Broker;
+
+    public string? Validate(string url)
+    {
+        try
+        {
+            Options(url).Validate();
+            return null;
+        }
+        catch (Exception ex) when (ex is FormatException or ArgumentException)
+        {
+            return ex.Message;
+        }
+    }
+
+    // The broker connects on first use, so a host starts while RabbitMQ is down and catches up when it is back.
+    public IBroker CreateBroker(string url, IServiceProvider services) =>
+        new RabbitMqBroker(Options(url), services.GetService<TimeProvider>(), services.GetService<ILoggerFactory>());
+
+    public IResultBackend CreateResultBackend(string url, IServiceProvider services) =>
+        throw new NotSupportedException("RabbitMQ is a broker only; use a redis:// or sqlite:// result backend.");
+
+    public IDistributedLock CreateLock(string url, IServiceProvider services) =>
+        throw new NotSupportedException("RabbitMQ has no lock; the scheduler uses the result backend's.");
+
+    private RabbitMqBrokerOptions Options(string url)
+    {
+        var options = AmqpUrl.Parse(url);
+        foreach (var action in configure)
+        {
+            action.Configure(options);
+        }
+
+        return options;
+    }
+}

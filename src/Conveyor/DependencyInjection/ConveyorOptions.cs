@@ -1,0 +1,32 @@
+namespace Conveyor;
+
+/// <summary>
+/// Where a host's broker and result backend are, bound from the <c>Conveyor</c> configuration section
+/// (<c>Conveyor:Broker</c>, or the environment variable <c>Conveyor__Broker</c>). A provider's <c>Use…(url)</c> supplies
+/// defaults for what configuration leaves empty, so an operator can point a deployed application elsewhere without a
+/// rebuild.
+/// </summary>
+public sealed class ConveyorOptions
+{
+    /// <summary>The configuration section the host binds: <c>Conveyor</c>.</summary>
+    public const string SectionName = "Conveyor";
+
+    /// <summary>
+    /// The broker's URL: <c>sqlite://conveyor.db</c>, <c>redis://host:6379/0</c>, <c>amqp://user:pass@host:5672/</c>,
+    /// <c>memory://</c>. Its scheme picks the provider, which must have been added with its <c>Use…()</c> method.
+    /// The default value is empty (then a provider's <c>Use…()</c> default applies).
+    /// </summary>
+    public string Broker { get; set; } = string.Empty;
+
+    /// <summary>The result backend's URL. The default value is empty, which means the broker's URL.</summary>
+    public string ResultBackend { get; set; } = string.Empty;
+
+    /// <summary>
+    /// The URL of the store that holds the scheduler's locks. The default value is empty, which means the result
+    /// backend's URL.
+    /// </summary>
+    public string Lock { get; set; } = string.Empty;
+
+    /// <summary>The queue tasks go to when their signature names none. The default value is <c>machinery_tasks</c>.</summary>
+    public string DefaultQueue { get; set; } = "machinery_tasks";
+}

@@ -1,0 +1,59 @@
+namespace Conveyor;
+
+/// <summary>The parts of Conveyor a provider can supply from a connection URL.</summary>
+[Flags]
+public enum ConveyorComponents
+{
+    /// <summary>Nothing.</summary>
+    None = 0,
+
+    /// <summary>An <see cref="IBroker"/>.</summary>
+    Broker = 1,
+
+    /// <summary>An <see cref="IResultBackend"/>.</summary>
+    ResultBackend = 2,
+
+    /// <summary>An <see cref="IDistributedLock"/>.</summary>
+    Lock = 4,
+}
+
+/// <summary>
+/// A provider package's entry point for configuration-driven setup: it claims URL schemes (<c>redis://</c>,
+/// <c>sqlite://</c>, …) and turns URLs of those schemes into brokers, result backends and locks. Registered by the
+/// provider's <c>Use…()</c> method; the host picks the provider whose scheme a configured URL has, so that
+/// <c>Conveyor:Broker</c> alone decides where tasks go.
+/// </summary>
+public interface IConveyorProvider
+{
+    /// <summary>The provider's name, for messages (<c>"Redis"</c>).</summary>
+    string Name { get; }
+
+    /// <summary>The URL schemes the provider handles, lower case, without <c>://</c>.</summary>
+    IReadOnlyList<string> Schemes { get; }
+
+    /// <summary>What the provider can supply.</summary>
+    ConveyorComponents Components { get; }
+
+    /// <summary>Checks a URL without connecting.</summary>
+    /// <param name="url">The URL; its scheme is one of <see cref="Schemes"/>.</param>
+    /// <returns><see langword="null"/> when the URL is usable; otherwise what is wrong with it, in one line.</returns>
+    string? Validate(string url);
+
+    /// <summary>Creates a broker. Connecting may be deferred to first use.</summary>
+    /// <param name="url">A URL that passed <see cref="Validate"/>.</param>
+    /// <param name="services">The container, for logging, the clock and shared connections.</param>
+    /// <returns>The broker; the container disposes it.</returns>
+    IBroker CreateBroker(string url, IServiceProvider services);
+
+    /// <summary>Creates a result backend. Connecting may be deferred to first use.</summary>
+    /// <param name="url">A URL that passed <see cref="Validate"/>.</param>
+    /// <param name="services">The container.</param>
+    /// <returns>The result backend; the container disposes it.</returns>
+    IResultBackend CreateResultBackend(string url, IServiceProvider services);
+
+    /// <summary>Creates a distributed lock (used by the periodic scheduler).</summary>
+    /// <param name="url">A URL that passed <see cref="Validate"/>.</param>
+    /// <param name="services">The container.</param>
+    /// <returns>The lock.</returns>
+    IDistributedLock CreateLock(string url, IServiceProvider services);
+}
