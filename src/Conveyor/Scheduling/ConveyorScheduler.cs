@@ -177,6 +177,7 @@ public sealed class ConveyorScheduler : BackgroundService
             {
                 // Restarted: begin again from now.
                 entry.Next = null;
+                entry.Seen = false;
             }
 
             Log.SchedulerStarted(_logger, _entries.Count);
@@ -242,6 +243,7 @@ public sealed class ConveyorScheduler : BackgroundService
             if (entry.Next <= now)
             {
                 await RunDueTicksAsync(entry, now, stoppingToken).ConfigureAwait(false);
+                entry.Seen = true;
                 entry.Next = entry.Schedule.Trigger.GetNextOccurrence(now) ?? DateTimeOffset.MaxValue;
             }
 
@@ -376,7 +378,10 @@ public sealed class ConveyorScheduler : BackgroundService
     {
         var schedule = entry.Schedule;
         var fence = await _locks.ReadFenceAsync(fenceName, cancellationToken).ConfigureAwait(false);
-        var after = fence is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : entry.Next!.Value.AddTicks(-1);
+        // Nothing ever claimed: from the schedule's start (now, on the first pass) or from its next tick on.
+        var after = fence is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
+            : entry.Seen ? entry.Next!.Value.AddTicks(-1)
+            : now;
         var ticks = schedule.Trigger.GetOccurrencesDescending(now, after).Take(schedule.MaxCatchUp + 1).ToList();
         var more = ticks.Count > schedule.MaxCatchUp;
         if (more)
@@ -405,6 +410,9 @@ public sealed class ConveyorScheduler : BackgroundService
 
         /// <summary>The next tick to look at; <see langword="null"/> until the loop first sees the entry.</summary>
         public DateTimeOffset? Next { get; set; }
+
+        /// <summary>Whether the loop has run the entry's due ticks once.</summary>
+        public bool Seen { get; set; }
 
         public volatile bool Removed;
     }
