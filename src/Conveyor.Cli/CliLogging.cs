@@ -12,3 +12,13 @@ internal static class CliLogging
             options.TimestampFormat = "HH:mm:ss.fff ";
         }));
 }
+
+/// <summary>The CLI's own log messages (scheduler range, 1340–1349).</summary>
+internal static partial class CliLog
+{
+    [LoggerMessage(1340, LogLevel.Warning, "Schedule {Schedule} is given on the command line and in the configuration; the command line's is used")]
+    public static partial void ScheduleShadowed(ILogger logger, string schedule);
+
+    [LoggerMessage(1341, LogLevel.Error, "The configuration changed but is not valid; the schedules stay as they were: {Error}")]
+    public static partial void InvalidReload(ILogger logger, string error);
+}

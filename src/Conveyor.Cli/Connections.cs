@@ -49,6 +49,22 @@ internal static class Connections
         }
     }
 
+    /// <summary>
+    /// Opens the lock store of the result backend's URL: the scheduler's ticks are claimed where the results are
+    /// kept (a RabbitMQ broker has no lock; its backend's store serves).
+    /// </summary>
+    public static async Task<LockHandle> OpenLockAsync(string backendUrl, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        var (scheme, rest) = Split(backendUrl);
+        return scheme switch
+        {
+            "memory" => new LockHandle(new InMemoryDistributedLock(), null),
+            "sqlite" => SqliteConnections.OpenLock(rest, backendUrl, loggerFactory),
+            "redis" or "rediss" or "redis+sentinel" => await RedisConnections.OpenLockAsync(backendUrl, loggerFactory, cancellationToken).ConfigureAwait(false),
+            _ => throw Unsupported(backendUrl, "result backend"),
+        };
+    }
+
     private static ValueTask<IBroker> OpenBrokerAsync(string url, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
     {
         var (scheme, rest) = Split(url);
@@ -97,4 +113,10 @@ internal sealed record Providers(IBroker Broker, IResultBackend Backend, string 
         await Broker.DisposeAsync().ConfigureAwait(false);
         await Backend.DisposeAsync().ConfigureAwait(false);
     }
+}
+
+/// <summary>A lock store and what closes it.</summary>
+internal sealed record LockHandle(IDistributedLock Lock, IAsyncDisposable? Owner) : IAsyncDisposable
+{
+    public ValueTask DisposeAsync() => Owner?.DisposeAsync() ?? ValueTask.CompletedTask;
 }

@@ -28,6 +28,8 @@ app.Configure(config =>
 {
     config.SetApplicationName("conveyor");
     config.AddCommand<WorkerCommand>("worker").WithDescription("Run the built-in example tasks until Ctrl+C or SIGTERM");
+    config.AddCommand<BeatCommand>("beat").WithDescription("Run a periodic scheduler: conveyor beat --name tick --cron '*/1 * * * * *' echo string:hi (any number on one store, each tick published once)");
+    config.AddCommand<SchedulesCommand>("schedules").WithDescription("List the configured schedules, their next ticks and the last tick claimed");
     config.AddCommand<SendCommand>("send").WithDescription("Publish a task: conveyor send add int64:2 int64:3 --wait");
     config.AddCommand<StatusCommand>("status").WithDescription("Show a task's state and results");
     config.AddCommand<QueuesCommand>("queues").WithDescription("Pending, delayed, in-flight and dead-lettered counts per queue");

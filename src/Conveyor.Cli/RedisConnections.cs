@@ -28,6 +28,17 @@ internal static class RedisConnections
         return new OwnedBackend(backend, connection);
     }
 
+    public static async ValueTask<LockHandle> OpenLockAsync(string url, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        var connection = await AcquireAsync(url, cancellationToken).ConfigureAwait(false);
+        return new LockHandle(new RedisDistributedLock(connection.Multiplexer, new RedisConveyorOptions(), loggerFactory: loggerFactory), new ConnectionRelease(connection));
+    }
+
+    private sealed class ConnectionRelease(SharedConnection connection) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync() => connection.ReleaseAsync();
+    }
+
     private static async Task<SharedConnection> AcquireAsync(string url, CancellationToken cancellationToken)
     {
         ConfigurationOptions configuration;

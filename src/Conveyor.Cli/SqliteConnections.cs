@@ -14,6 +14,12 @@ internal static class SqliteConnections
 
     public static IResultBackend OpenBackend(string rest, string url, ILoggerFactory loggerFactory) => new SqliteResultBackend(Options(rest, url), loggerFactory: loggerFactory);
 
+    public static LockHandle OpenLock(string rest, string url, ILoggerFactory loggerFactory)
+    {
+        var locks = new SqliteDistributedLock(Options(rest, url), loggerFactory: loggerFactory);
+        return new LockHandle(locks, locks);
+    }
+
     public static SqliteConveyorOptions Options(string rest, string url)
     {
         try

@@ -46,6 +46,28 @@ public sealed class RedisDistributedLock : IDistributedLock
         return token > 0 ? new Lease(this, name, key, owner, token) : null;
     }
 
+    /// <inheritdoc/>
+    /// <remarks>One Lua script on the key <c>conveyor:fence:{name}</c>.</remarks>
+    public async ValueTask<bool> TryAdvanceFenceAsync(string name, long token, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        cancellationToken.ThrowIfCancellationRequested();
+        var advanced = (long)await _multiplexer.GetDatabase().ScriptEvaluateAsync(
+            RedisScripts.FenceAdvance,
+            [_keys.Fence(name)],
+            [token]).ConfigureAwait(false);
+        return advanced == 1;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<long?> ReadFenceAsync(string name, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        cancellationToken.ThrowIfCancellationRequested();
+        var value = await _multiplexer.GetDatabase().StringGetAsync(_keys.Fence(name)).ConfigureAwait(false);
+        return value.IsNull ? null : (long)value;
+    }
+
     private static long Milliseconds(TimeSpan lease) => Math.Max(1, (long)Math.Ceiling(lease.TotalMilliseconds));
 
     private sealed class Lease(RedisDistributedLock store, string name, RedisKey key, string owner, long fencingToken) : ILockLease

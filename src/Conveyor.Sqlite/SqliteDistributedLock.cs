@@ -65,6 +65,25 @@ public sealed class SqliteDistributedLock : IDistributedLock, IAsyncDisposable
         return fencing == 0 ? null : new Lease(this, name, owner, fencing);
     }
 
+    /// <inheritdoc/>
+    /// <remarks>One write transaction through the process's writer; the row is the counter <c>fence:{name}</c>.</remarks>
+    public async ValueTask<bool> TryAdvanceFenceAsync(string name, long token, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        return await _store.WriteAsync((Name: Sql.FencePrefix + name, Token: token), static (context, s) =>
+            context.Command(Sql.AdvanceFence).With("$name", s.Name).With("$token", s.Token).ExecuteNonQuery() == 1, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<long?> ReadFenceAsync(string name, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        return _store.ReadAsync(Sql.FencePrefix + name, static (connection, fenceName) =>
+            connection.Command(Sql.SelectFence).With("$name", fenceName).ExecuteScalarInt64(), cancellationToken);
+    }
+
     /// <summary>Closes the database when no other component of this process uses it. Leases still held expire.</summary>
     /// <returns>A task that completes when the lock store is closed.</returns>
     public async ValueTask DisposeAsync()

@@ -39,7 +39,9 @@ internal sealed class CliProcess : IDisposable
         }
     }
 
-    public static CliProcess Start(string workingDirectory, params string[] args)
+    public static CliProcess Start(string workingDirectory, params string[] args) => Start(workingDirectory, null, args);
+
+    public static CliProcess Start(string workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var cli = Path.Combine(AppContext.BaseDirectory, "Conveyor.Cli.dll");
         Assert.True(File.Exists(cli), $"the CLI is not built next to the tests: {cli}");
@@ -60,6 +62,10 @@ internal sealed class CliProcess : IDisposable
         start.Environment.Remove("CONVEYOR_BROKER");
         start.Environment.Remove("CONVEYOR_RESULT_BACKEND");
         start.Environment.Remove("CONVEYOR_DEFAULT_QUEUE");
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
         var process = new Process { StartInfo = start };
         var cliProcess = new CliProcess(process);
         process.OutputDataReceived += (_, e) =>
@@ -82,9 +88,12 @@ internal sealed class CliProcess : IDisposable
         return cliProcess;
     }
 
-    public static async Task<(int ExitCode, string Output, string Error)> RunAsync(string workingDirectory, TimeSpan timeout, params string[] args)
+    public static Task<(int ExitCode, string Output, string Error)> RunAsync(string workingDirectory, TimeSpan timeout, params string[] args) =>
+        RunAsync(workingDirectory, null, timeout, args);
+
+    public static async Task<(int ExitCode, string Output, string Error)> RunAsync(string workingDirectory, IReadOnlyDictionary<string, string>? environment, TimeSpan timeout, params string[] args)
     {
-        using var process = Start(workingDirectory, args);
+        using var process = Start(workingDirectory, environment, args);
         var exitCode = await process.WaitForExitAsync(timeout);
         return (exitCode, process.Output, process.Error);
     }

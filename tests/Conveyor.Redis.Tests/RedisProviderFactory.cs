@@ -92,3 +92,8 @@ public sealed class RedisBrokerConformanceTests(RedisProviderFactory factory) : 
 public sealed class RedisResultBackendConformanceTests(RedisProviderFactory factory) : ResultBackendConformanceTests<RedisProviderFactory>(factory);
 
 public sealed class RedisWorkerConformanceTests(RedisProviderFactory factory) : WorkerConformanceTests<RedisProviderFactory>(factory);
+
+public sealed class RedisSchedulerConformanceTests(RedisProviderFactory factory) : SchedulerConformanceTests<RedisProviderFactory>(factory)
+{
+    protected override async ValueTask<IDistributedLock> CreateLockAsync() => new RedisDistributedLock(await Factory.MultiplexerAsync(), Factory.Options);
+}

@@ -42,3 +42,8 @@ public sealed class SqliteBrokerConformanceTests(SqliteProviderFactory factory) 
 public sealed class SqliteResultBackendConformanceTests(SqliteProviderFactory factory) : ResultBackendConformanceTests<SqliteProviderFactory>(factory);
 
 public sealed class SqliteWorkerConformanceTests(SqliteProviderFactory factory) : WorkerConformanceTests<SqliteProviderFactory>(factory);
+
+public sealed class SqliteSchedulerConformanceTests(SqliteProviderFactory factory) : SchedulerConformanceTests<SqliteProviderFactory>(factory)
+{
+    protected override ValueTask<IDistributedLock> CreateLockAsync() => ValueTask.FromResult<IDistributedLock>(new SqliteDistributedLock(Factory.Options));
+}

@@ -64,5 +64,8 @@ internal sealed class RedisKeys(string prefix, string delayedTasksKey)
 
     public RedisKey Lock(string name) => Prefix + "conveyor:lock:{" + name + "}";
 
+    /// <summary>A monotonic fence (a string holding the last token); no expiry, one key per name.</summary>
+    public RedisKey Fence(string name) => Prefix + "conveyor:fence:{" + name + "}";
+
     public RedisKey LockFence(string name) => Prefix + "conveyor:lock:{" + name + "}:fence";
 }

@@ -294,4 +294,16 @@ internal static class RedisScripts
         if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
         return 0
         """;
+
+    /// <summary>
+    /// Records the token when it is greater than the recorded one (or none is); 1 for the call that advanced it.
+    /// KEYS: fence. ARGV: token. Compared as numbers: tokens stay below 2^53 (Unix milliseconds do), where Lua's
+    /// doubles are exact.
+    /// </summary>
+    public const string FenceAdvance = """
+        local current = redis.call('GET', KEYS[1])
+        if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
+        redis.call('SET', KEYS[1], ARGV[1])
+        return 1
+        """;
 }

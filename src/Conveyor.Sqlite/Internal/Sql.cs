@@ -297,5 +297,17 @@ internal static class Sql
         UPDATE locks SET expires_at = $expires_at WHERE name = $name AND owner = $owner AND expires_at > $now;
         """;
 
+    // Fences live in the counters table under "fence:" + name: one row per name, and no schema change, so
+    // processes of this version and older ones can share a file. The conditional upsert changes a row (or inserts
+    // one) only when the token is greater: changes() is 1 for the call that advanced the fence, 0 otherwise.
+    public const string AdvanceFence = """
+        INSERT INTO counters (name, value) VALUES ($name, $token)
+        ON CONFLICT (name) DO UPDATE SET value = excluded.value WHERE excluded.value > counters.value;
+        """;
+
+    public const string SelectFence = "SELECT value FROM counters WHERE name = $name;";
+
+    public const string FencePrefix = "fence:";
+
     public const string ReleaseLock = "UPDATE locks SET owner = NULL, expires_at = 0 WHERE name = $name AND owner = $owner;";
 }

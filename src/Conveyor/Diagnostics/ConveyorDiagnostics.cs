@@ -38,6 +38,7 @@ public sealed class ConveyorDiagnostics : IDisposable
         Failed = _meter.CreateCounter<long>("conveyor.task.failed", "{task}", "Tasks that ended in FAILURE.");
         Retried = _meter.CreateCounter<long>("conveyor.task.retried", "{task}", "Task runs that failed and were scheduled again.");
         DeadLettered = _meter.CreateCounter<long>("conveyor.task.dead_lettered", "{message}", "Messages moved to the dead-letter store.");
+        ScheduleTicks = _meter.CreateCounter<long>("conveyor.schedule.ticks", "{tick}", "Schedule ticks seen by this scheduler, by schedule and outcome (published, claimed_elsewhere, skipped, failed).");
         ProcessDuration = _meter.CreateHistogram<double>("messaging.process.duration", "s", "How long a task's handler ran.");
     }
 
@@ -56,6 +57,8 @@ public sealed class ConveyorDiagnostics : IDisposable
     internal Counter<long> DeadLettered { get; }
 
     internal Histogram<double> ProcessDuration { get; }
+
+    internal Counter<long> ScheduleTicks { get; }
 
     /// <summary>A shared instance for code that has no host (one meter per process).</summary>
     public static ConveyorDiagnostics Shared { get; } = new();

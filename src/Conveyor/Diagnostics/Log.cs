@@ -49,4 +49,34 @@ internal static partial class Log
 
     [LoggerMessage(1200, LogLevel.Debug, "Published task {TaskName} {TaskId} to queue {Queue}")]
     public static partial void TaskPublished(ILogger logger, string taskName, string taskId, string queue);
+
+    [LoggerMessage(1300, LogLevel.Information, "Scheduler started with {Count} schedule(s)")]
+    public static partial void SchedulerStarted(ILogger logger, int count);
+
+    [LoggerMessage(1301, LogLevel.Information, "Scheduler stopped")]
+    public static partial void SchedulerStopped(ILogger logger);
+
+    [LoggerMessage(1302, LogLevel.Information, "Schedule {Schedule} added: {Work} {Trigger}")]
+    public static partial void ScheduleAdded(ILogger logger, string schedule, string work, string trigger);
+
+    [LoggerMessage(1303, LogLevel.Information, "Schedule {Schedule} removed")]
+    public static partial void ScheduleRemoved(ILogger logger, string schedule);
+
+    [LoggerMessage(1304, LogLevel.Information, "Schedule {Schedule} tick {Tick}: published {Work} {TaskId}")]
+    public static partial void TickPublished(ILogger logger, string schedule, string tick, string work, string taskId);
+
+    [LoggerMessage(1305, LogLevel.Debug, "Schedule {Schedule} tick {Tick}: claimed by another scheduler")]
+    public static partial void TickClaimedElsewhere(ILogger logger, string schedule, string tick);
+
+    [LoggerMessage(1306, LogLevel.Warning, "Schedule {Schedule}: {Count} tick(s) up to {LastTick} were more than {Threshold} late and are skipped (misfire policy Skip)")]
+    public static partial void TicksSkipped(ILogger logger, string schedule, int count, string lastTick, TimeSpan threshold);
+
+    [LoggerMessage(1307, LogLevel.Error, "Schedule {Schedule} tick {Tick} failed; the schedule goes on with its next tick")]
+    public static partial void TickFailed(ILogger logger, Exception exception, string schedule, string tick);
+
+    [LoggerMessage(1308, LogLevel.Warning, "Schedule {Schedule}: catching up {Count} missed tick(s) from {FirstTick}{More}")]
+    public static partial void CatchingUp(ILogger logger, string schedule, int count, string firstTick, string more);
+
+    [LoggerMessage(1309, LogLevel.Error, "The scheduler loop failed; it goes on in {Delay}")]
+    public static partial void SchedulerLoopFailed(ILogger logger, Exception exception, TimeSpan delay);
 }

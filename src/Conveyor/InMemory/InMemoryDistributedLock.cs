@@ -5,6 +5,7 @@ public sealed class InMemoryDistributedLock : IDistributedLock
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, (Guid Owner, DateTimeOffset ExpiresAt)> _holders = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _fences = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
     private long _fencing;
 
@@ -28,6 +29,34 @@ public sealed class InMemoryDistributedLock : IDistributedLock
             var owner = Guid.NewGuid();
             _holders[name] = (owner, now + lease);
             return ValueTask.FromResult<ILockLease?>(new Lease(this, name, owner, ++_fencing));
+        }
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<bool> TryAdvanceFenceAsync(string name, long token, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        cancellationToken.ThrowIfCancellationRequested();
+        lock (_gate)
+        {
+            if (_fences.TryGetValue(name, out var recorded) && recorded >= token)
+            {
+                return ValueTask.FromResult(false);
+            }
+
+            _fences[name] = token;
+            return ValueTask.FromResult(true);
+        }
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<long?> ReadFenceAsync(string name, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        cancellationToken.ThrowIfCancellationRequested();
+        lock (_gate)
+        {
+            return ValueTask.FromResult<long?>(_fences.TryGetValue(name, out var recorded) ? recorded : null);
         }
     }
 
