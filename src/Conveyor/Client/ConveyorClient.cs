@@ -142,8 +142,15 @@ public sealed class ConveyorClient
 
         var queue = signature.RoutingKey;
         var headers = signature.Headers; // machinery publishes "Headers":{} at the top level
-        headers[ConveyorDiagnostics.PublishedHeader] = TimeProvider.GetUtcNow().ToUnixTimeMilliseconds();
-        using var activity = ConveyorDiagnostics.ActivitySource.StartActivity(ActivityKind.Producer, links: links, name: "send " + queue);
+        var source = ConveyorDiagnostics.ActivitySource;
+        using var activity = source.HasListeners() ? source.StartActivity(ActivityKind.Producer, links: links, name: "send " + queue) : null;
+        if (activity is not null || Diagnostics.Published.Enabled)
+        {
+            // The start of the queue wait. Only a process with telemetry on adds it (as it adds the trace context):
+            // without, the message is byte for byte what machinery publishes.
+            headers[ConveyorDiagnostics.PublishedHeader] = TimeProvider.GetUtcNow().ToUnixTimeMilliseconds();
+        }
+
         if (activity is not null)
         {
             activity.SetTag("messaging.system", ConveyorDiagnostics.MessagingSystem);
