@@ -300,6 +300,13 @@ public sealed class ConveyorWorker : BackgroundService
         }
 
         var elapsed = _time.GetElapsedTime(started);
+        // Before the duration is recorded, so that its error.type says timeout.
+        if (error is not null && timeoutSource?.IsCancellationRequested == true && error is OperationCanceledException)
+        {
+            Log.TaskTimedOut(_logger, signature.Name, signature.Id, _options.TaskTimeout!.Value);
+            error = new TimeoutException($"task timed out after {_options.TaskTimeout!.Value.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s", error);
+        }
+
         if (_diagnostics.ProcessDuration.Enabled)
         {
             var tags = new TagList
@@ -324,12 +331,6 @@ public sealed class ConveyorWorker : BackgroundService
             activity?.SetTag("error.type", "conveyor.worker_stopped");
             await delivery.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
             return;
-        }
-
-        if (error is not null && timeoutSource?.IsCancellationRequested == true && error is OperationCanceledException)
-        {
-            Log.TaskTimedOut(_logger, signature.Name, signature.Id, _options.TaskTimeout!.Value);
-            error = new TimeoutException($"task timed out after {_options.TaskTimeout!.Value.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s", error);
         }
 
         if (error is null)
