@@ -168,4 +168,37 @@ public sealed class TelemetryTests
         // Published at 12:00:00 and started at 12:00:07; "later" could not start before its ETA, 12:00:03.
         Assert.Equal([("later", 4.0), ("now", 7.0)], waits.OrderBy(w => w.Task));
     }
+
+    [Fact]
+    public async Task Chord_MoreMembersThanTheLinkCap_CallbackLinksToThatManyOfItsMembers()
+    {
+        var spans = new ConcurrentQueue<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == ConveyorDiagnostics.Name,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Enqueue,
+        };
+        ActivitySource.AddActivityListener(listener);
+
+        await using var broker = new InMemoryBroker();
+        await using var backend = new InMemoryResultBackend();
+        var queue = "links-" + Guid.NewGuid().ToString("N");
+        var client = new ConveyorClient(broker, backend, new ConveyorClientOptions { DefaultQueue = queue });
+        var registry = new TaskRegistry().Register("one", () => 1L).Register("sum", (params long[] values) => values.Sum());
+        using var worker = new ConveyorWorker(client, registry, new WorkerOptions { Queue = queue, MaxChordCallbackLinks = 3 });
+        await worker.StartAsync(CancellationToken.None);
+
+        var chord = new Chord(new TaskGroup(Enumerable.Range(0, 5).Select(_ => new Signature("one"))), new Signature("sum"));
+        var result = await client.SendChordAsync(chord);
+        Assert.Equal(5L, (await result.GetAsync(TimeSpan.FromSeconds(10)))[0].Value);
+        await FakeTimeWorld.EventuallyAsync(() => spans.Any(s => s.Kind == ActivityKind.Consumer && (string?)s.GetTagItem("messaging.message.id") == chord.Callback.Id), "the callback's process span");
+        await worker.StopAsync(CancellationToken.None);
+
+        var memberSpanIds = spans.Where(s => s.Kind == ActivityKind.Consumer && (string?)s.GetTagItem("conveyor.group.id") == chord.Group.GroupId).Select(s => s.SpanId).ToHashSet();
+        var callback = spans.Single(s => s.Kind == ActivityKind.Consumer && (string?)s.GetTagItem("messaging.message.id") == chord.Callback.Id);
+        Assert.Equal(5, memberSpanIds.Count);
+        Assert.Equal(3, callback.Links.Select(l => l.Context.SpanId).Distinct().Count(memberSpanIds.Contains));
+        Assert.Equal(3, callback.Links.Count());
+    }
 }
