@@ -192,7 +192,9 @@ public sealed class TelemetryTests
         var chord = new Chord(new TaskGroup(Enumerable.Range(0, 5).Select(_ => new Signature("one"))), new Signature("sum"));
         var result = await client.SendChordAsync(chord);
         Assert.Equal(5L, (await result.GetAsync(TimeSpan.FromSeconds(10)))[0].Value);
-        await FakeTimeWorld.EventuallyAsync(() => spans.Any(s => s.Kind == ActivityKind.Consumer && (string?)s.GetTagItem("messaging.message.id") == chord.Callback.Id), "the callback's process span");
+        await FakeTimeWorld.EventuallyAsync(
+            () => spans.Count(s => s.Kind == ActivityKind.Consumer && chord.Group.Tasks.Append(chord.Callback).Any(t => t.Id == (string?)s.GetTagItem("messaging.message.id"))) == 6,
+            "the members' and the callback's process spans");
         await worker.StopAsync(CancellationToken.None);
 
         var memberSpanIds = spans.Where(s => s.Kind == ActivityKind.Consumer && (string?)s.GetTagItem("conveyor.group.id") == chord.Group.GroupId).Select(s => s.SpanId).ToHashSet();
