@@ -43,10 +43,10 @@ internal static class BuiltInTasks
         {
             try
             {
-                var execution = await backend.CompleteGroupMemberAsync(ExecutionGroup(runId), context.TaskId, succeeded: true, context.CancellationToken).ConfigureAwait(false);
+                var execution = await backend.CompleteGroupMemberAsync(ExecutionGroup(runId), context.TaskId, succeeded: true, cancellationToken: context.CancellationToken).ConfigureAwait(false);
                 if (!execution.IsFirstCompletion)
                 {
-                    await backend.CompleteGroupMemberAsync(DuplicateGroup(runId), context.TaskId, succeeded: true, context.CancellationToken).ConfigureAwait(false);
+                    await backend.CompleteGroupMemberAsync(DuplicateGroup(runId), context.TaskId, succeeded: true, cancellationToken: context.CancellationToken).ConfigureAwait(false);
                 }
 
                 return;

@@ -160,8 +160,11 @@ internal static class RedisConnections
 
         public ValueTask<GroupMeta?> GetGroupMetaAsync(string groupId, CancellationToken cancellationToken = default) => inner.GetGroupMetaAsync(groupId, cancellationToken);
 
-        public ValueTask<GroupCompletion> CompleteGroupMemberAsync(string groupId, string taskId, bool succeeded, CancellationToken cancellationToken = default) =>
-            inner.CompleteGroupMemberAsync(groupId, taskId, succeeded, cancellationToken);
+        public ValueTask<GroupCompletion> CompleteGroupMemberAsync(string groupId, string taskId, bool succeeded, string? traceParent = null, CancellationToken cancellationToken = default) =>
+            inner.CompleteGroupMemberAsync(groupId, taskId, succeeded, traceParent, cancellationToken);
+
+        public ValueTask<IReadOnlyList<string>> GetGroupMemberTraceParentsAsync(string groupId, int maxCount, CancellationToken cancellationToken = default) =>
+            inner.GetGroupMemberTraceParentsAsync(groupId, maxCount, cancellationToken);
 
         public ValueTask MarkChordTriggeredAsync(string groupId, CancellationToken cancellationToken = default) => inner.MarkChordTriggeredAsync(groupId, cancellationToken);
 

@@ -133,15 +133,42 @@ public sealed class RedisResultBackend : IResultBackend
     }
 
     /// <inheritdoc/>
-    public async ValueTask<GroupCompletion> CompleteGroupMemberAsync(string groupId, string taskId, bool succeeded, CancellationToken cancellationToken = default)
+    public async ValueTask<GroupCompletion> CompleteGroupMemberAsync(string groupId, string taskId, bool succeeded, string? traceParent = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(groupId);
         ArgumentException.ThrowIfNullOrEmpty(taskId);
         var result = (RedisResult[])(await Database.ScriptEvaluateAsync(
             RedisScripts.CompleteGroupMember,
-            [_keys.GroupMembers(groupId), _keys.GroupProgress(groupId)],
-            [taskId, succeeded ? "1" : "0", _ttlMilliseconds]).ConfigureAwait(false))!;
+            [_keys.GroupMembers(groupId), _keys.GroupProgress(groupId), _keys.GroupTraces(groupId)],
+            [taskId, succeeded ? "1" : "0", _ttlMilliseconds, traceParent ?? string.Empty]).ConfigureAwait(false))!;
         return new GroupCompletion((int)result[0], (int)result[1], (long)result[2] == 1, (long)result[3] == 1);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// One script: <c>HVALS</c> of the traces hash, or <c>HRANDFIELD</c> (any <paramref name="maxCount"/> members,
+    /// each once) when the group has more members than that.
+    /// </remarks>
+    public async ValueTask<IReadOnlyList<string>> GetGroupMemberTraceParentsAsync(string groupId, int maxCount, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxCount);
+        if (maxCount == 0)
+        {
+            return [];
+        }
+
+        var values = (RedisResult[])(await Database.ScriptEvaluateAsync(
+            RedisScripts.GroupTraceParents,
+            [_keys.GroupTraces(groupId)],
+            [maxCount]).ConfigureAwait(false))!;
+        var traceParents = new string[values.Length];
+        for (var i = 0; i < values.Length; i++)
+        {
+            traceParents[i] = (string)values[i]!;
+        }
+
+        return traceParents;
     }
 
     /// <inheritdoc/>
@@ -205,7 +232,7 @@ public sealed class RedisResultBackend : IResultBackend
     public async ValueTask DeleteGroupAsync(string groupId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(groupId);
-        await Database.KeyDeleteAsync([_keys.GroupMeta(groupId), _keys.GroupMembers(groupId), _keys.GroupProgress(groupId)]).ConfigureAwait(false);
+        await Database.KeyDeleteAsync([_keys.GroupMeta(groupId), _keys.GroupMembers(groupId), _keys.GroupProgress(groupId), _keys.GroupTraces(groupId)]).ConfigureAwait(false);
     }
 
     /// <summary>Drops this backend's subscriptions. The multiplexer stays open.</summary>

@@ -189,16 +189,20 @@ public sealed class SqliteResultBackend : IResultBackend
     }
 
     /// <inheritdoc/>
-    public async ValueTask<GroupCompletion> CompleteGroupMemberAsync(string groupId, string taskId, bool succeeded, CancellationToken cancellationToken = default)
+    public async ValueTask<GroupCompletion> CompleteGroupMemberAsync(string groupId, string taskId, bool succeeded, string? traceParent = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(groupId);
         ArgumentException.ThrowIfNullOrEmpty(taskId);
         ThrowIfDisposed();
-        return await _store.WriteAsync((Backend: this, GroupId: groupId, TaskId: taskId, Succeeded: succeeded), static (context, s) =>
+        return await _store.WriteAsync((Backend: this, GroupId: groupId, TaskId: taskId, Succeeded: succeeded, TraceParent: string.IsNullOrEmpty(traceParent) ? null : traceParent), static (context, s) =>
         {
             // Two statements in the writer's transaction: the member's row decides whether this completion is the
             // first, and the counter row counts it. Nothing else of the group is read.
-            var first = context.Command(Sql.InsertMember).With("$group_id", s.GroupId).With("$task_id", s.TaskId).ExecuteNonQuery() == 1;
+            var first = context.Command(Sql.InsertMember)
+                .With("$group_id", s.GroupId)
+                .With("$task_id", s.TaskId)
+                .With("$trace_parent", s.TraceParent)
+                .ExecuteNonQuery() == 1;
             using var reader = context.Command(Sql.CountMember)
                 .With("$group_id", s.GroupId)
                 .With("$completed", first ? 1 : 0)
@@ -208,6 +212,30 @@ public sealed class SqliteResultBackend : IResultBackend
             reader.Read();
             return new GroupCompletion((int)reader.GetInt64(0), (int)reader.GetInt64(1), first, reader.GetInt64(2) != 0);
         }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<IReadOnlyList<string>> GetGroupMemberTraceParentsAsync(string groupId, int maxCount, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxCount);
+        ThrowIfDisposed();
+        if (maxCount == 0)
+        {
+            return ValueTask.FromResult<IReadOnlyList<string>>([]);
+        }
+
+        return _store.ReadAsync((GroupId: groupId, MaxCount: maxCount), static (connection, s) =>
+        {
+            var traceParents = new List<string>();
+            using var reader = connection.Command(Sql.SelectMemberTraceParents).With("$group_id", s.GroupId).With("$limit", s.MaxCount).ExecuteReader();
+            while (reader.Read())
+            {
+                traceParents.Add(reader.GetString(0));
+            }
+
+            return (IReadOnlyList<string>)traceParents;
+        }, cancellationToken);
     }
 
     /// <inheritdoc/>

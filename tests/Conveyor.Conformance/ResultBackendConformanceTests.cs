@@ -87,6 +87,37 @@ public abstract class ResultBackendConformanceTests<TFactory> : IClassFixture<TF
     }
 
     [Fact]
+    public async Task GetGroupMemberTraceParents_ReturnsWhatEachMemberStoredOnce_CappedAndSkippingMembersWithout()
+    {
+        await using var backend = await Factory.CreateBackendAsync();
+        var groupId = TaskIds.NewGroupId();
+        var members = Enumerable.Range(0, 5).Select(_ => TaskIds.NewTaskId()).ToList();
+        await backend.InitGroupAsync(new GroupMeta { GroupId = groupId, TaskIds = members, CreatedAt = DateTimeOffset.UnixEpoch });
+        var traceParents = members.Select(_ => $"00-{Guid.NewGuid():N}-{Guid.NewGuid().ToString("N")[..16]}-01").ToList();
+        Assert.Empty(await backend.GetGroupMemberTraceParentsAsync(groupId, 10));
+
+        for (var i = 0; i < 4; i++)
+        {
+            await backend.CompleteGroupMemberAsync(groupId, members[i], succeeded: i != 3, traceParents[i]);
+        }
+
+        // A redelivered member keeps the context of its first completion; a member without one (a Go worker) adds none.
+        await backend.CompleteGroupMemberAsync(groupId, members[0], succeeded: true, "00-" + new string('1', 32) + "-" + new string('2', 16) + "-01");
+        await backend.CompleteGroupMemberAsync(groupId, members[4], succeeded: true, traceParent: null);
+
+        Assert.Equal(traceParents.Take(4).Order(), (await backend.GetGroupMemberTraceParentsAsync(groupId, 10)).Order());
+        var capped = await backend.GetGroupMemberTraceParentsAsync(groupId, 2);
+        Assert.Equal(2, capped.Count);
+        Assert.Equal(2, capped.Distinct().Count());
+        Assert.All(capped, t => Assert.Contains(t, traceParents.Take(4)));
+        Assert.Empty(await backend.GetGroupMemberTraceParentsAsync(groupId, 0));
+        Assert.Empty(await backend.GetGroupMemberTraceParentsAsync(TaskIds.NewGroupId(), 10));
+
+        await backend.DeleteGroupAsync(groupId);
+        Assert.Empty(await backend.GetGroupMemberTraceParentsAsync(groupId, 10));
+    }
+
+    [Fact]
     public async Task CompleteGroupMember_ConcurrentMembers_ExactlyOneSeesTheGroupComplete()
     {
         await using var backend = await Factory.CreateBackendAsync();

@@ -65,6 +65,42 @@ public sealed class SqliteSchemaTests : IDisposable
     }
 
     [Fact]
+    public async Task Schema_FileFromBeforeMemberTraceContexts_GainsTheColumnAndKeepsItsMembers()
+    {
+        var path = Path.Combine(_directory, "conveyor.db");
+        await using (var creator = new SqliteResultBackend(TestOptions.Process(path)))
+        {
+            await creator.CompleteGroupMemberAsync("group_old", "task_old", succeeded: true);
+        }
+
+        using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString()))
+        {
+            // group_members as schema version 1 first created it, with the member completed above.
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = """
+                DROP TABLE group_members;
+                CREATE TABLE group_members (group_id TEXT NOT NULL, task_id TEXT NOT NULL, PRIMARY KEY (group_id, task_id)) WITHOUT ROWID;
+                INSERT INTO group_members (group_id, task_id) VALUES ('group_old', 'task_old');
+                """;
+            command.ExecuteNonQuery();
+        }
+
+        var traceParent = "00-" + new string('a', 32) + "-" + new string('b', 16) + "-01";
+        await using (var backend = new SqliteResultBackend(TestOptions.Process(path)))
+        {
+            Assert.Empty(await backend.GetGroupMemberTraceParentsAsync("group_old", 10));
+            Assert.False((await backend.CompleteGroupMemberAsync("group_old", "task_old", succeeded: true, traceParent)).IsFirstCompletion);
+            Assert.True((await backend.CompleteGroupMemberAsync("group_old", "task_new", succeeded: true, traceParent)).IsFirstCompletion);
+            Assert.Equal([traceParent], await backend.GetGroupMemberTraceParentsAsync("group_old", 10));
+        }
+
+        // Opening it again finds the column there and adds nothing.
+        await using var again = new SqliteResultBackend(TestOptions.Process(path));
+        Assert.Equal([traceParent], await again.GetGroupMemberTraceParentsAsync("group_old", 10));
+    }
+
+    [Fact]
     public async Task Schema_NewerVersionOnDisk_IsRefusedWithAClearError()
     {
         var path = Path.Combine(_directory, "conveyor.db");

@@ -342,7 +342,7 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             .ToArray();
         var lastCompletion = completed.Where(c => c != 0).DefaultIfEmpty(0).Max();
         var elapsed = lastCompletion == 0 ? seconds : Stopwatch.GetElapsedTime(startTimestamp, lastCompletion).TotalSeconds;
-        var probe = await providers.Backend.CompleteGroupMemberAsync(BuiltInTasks.DuplicateGroup(runId), "probe", succeeded: true, cancellationToken).ConfigureAwait(false);
+        var probe = await providers.Backend.CompleteGroupMemberAsync(BuiltInTasks.DuplicateGroup(runId), "probe", succeeded: true, cancellationToken: cancellationToken).ConfigureAwait(false);
         await providers.Backend.DeleteGroupAsync(BuiltInTasks.DuplicateGroup(runId), cancellationToken).ConfigureAwait(false);
         await providers.Backend.DeleteGroupAsync(BuiltInTasks.ExecutionGroup(runId), cancellationToken).ConfigureAwait(false);
 

@@ -60,6 +60,10 @@ internal sealed class RedisKeys(string prefix, string delayedTasksKey)
 
     public RedisKey GroupProgress(string groupId) => Prefix + "conveyor:group:{" + groupId + "}:progress";
 
+    // Member id -> traceparent of its process span (the chord callback's links). A hash of its own rather than
+    // values in the members set, so that workers of an older version (SADD on the set) can share the keys.
+    public RedisKey GroupTraces(string groupId) => Prefix + "conveyor:group:{" + groupId + "}:traces";
+
     public string StateChannel(string taskId) => Prefix + "conveyor:state:" + taskId;
 
     public RedisKey Lock(string name) => Prefix + "conveyor:lock:{" + name + "}";

@@ -243,9 +243,9 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// The chord counter: records a member once (SADD), counts failures once, and returns
-    /// {completed, failed, first time, triggered}. O(1), no lock.
-    /// KEYS: members set, progress hash. ARGV: task id, succeeded ('1'/'0'), TTL (ms).
+    /// The chord counter: records a member once (SADD), counts failures once, stores the member's trace context
+    /// (when given) with its first completion, and returns {completed, failed, first time, triggered}. O(1), no lock.
+    /// KEYS: members set, progress hash, traces hash. ARGV: task id, succeeded ('1'/'0'), TTL (ms), traceparent or ''.
     /// </summary>
     public const string CompleteGroupMember = """
         local first = redis.call('SADD', KEYS[1], ARGV[1])
@@ -255,11 +255,28 @@ internal static class RedisScripts
             redis.call('HINCRBY', KEYS[2], 'failed', 1)
             redis.call('PEXPIRE', KEYS[2], ARGV[3])
           end
+          if ARGV[4] and ARGV[4] ~= '' then
+            redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+            redis.call('PEXPIRE', KEYS[3], ARGV[3])
+          end
         end
         local p = redis.call('HMGET', KEYS[2], 'failed', 'triggered')
         local triggered = 0
         if p[2] then triggered = 1 end
         return {redis.call('SCARD', KEYS[1]), tonumber(p[1] or '0'), first, triggered}
+        """;
+
+    /// <summary>
+    /// Up to ARGV[1] stored member trace contexts (values of the traces hash), each member once: all of them when
+    /// the hash is that small, else HRANDFIELD's distinct pick. KEYS: traces hash. ARGV: max count.
+    /// </summary>
+    public const string GroupTraceParents = """
+        local n = tonumber(ARGV[1])
+        if redis.call('HLEN', KEYS[1]) <= n then return redis.call('HVALS', KEYS[1]) end
+        local picked = redis.call('HRANDFIELD', KEYS[1], n, 'WITHVALUES')
+        local values = {}
+        for i = 2, #picked, 2 do values[#values + 1] = picked[i] end
+        return values
         """;
 
     /// <summary>

@@ -89,10 +89,12 @@ internal static class Sql
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS group_progress_expires ON group_progress (expires_at);
 
-        -- Members that completed; the primary key makes a second completion of a member a no-op.
+        -- Members that completed; the primary key makes a second completion of a member a no-op. trace_parent is
+        -- the member's process span (W3C traceparent), for the chord callback's links; NULL when there was none.
         CREATE TABLE IF NOT EXISTS group_members (
-            group_id TEXT NOT NULL,
-            task_id  TEXT NOT NULL,
+            group_id     TEXT NOT NULL,
+            task_id      TEXT NOT NULL,
+            trace_parent TEXT,
             PRIMARY KEY (group_id, task_id)
         ) WITHOUT ROWID;
 
@@ -246,7 +248,19 @@ internal static class Sql
 
     public const string UpdateGroupBody = "UPDATE groups SET body = $body WHERE group_id = $group_id;";
 
-    public const string InsertMember = "INSERT OR IGNORE INTO group_members (group_id, task_id) VALUES ($group_id, $task_id);";
+    public const string InsertMember = """
+        INSERT OR IGNORE INTO group_members (group_id, task_id, trace_parent) VALUES ($group_id, $task_id, $trace_parent);
+        """;
+
+    public const string SelectMemberTraceParents = """
+        SELECT trace_parent FROM group_members WHERE group_id = $group_id AND trace_parent IS NOT NULL LIMIT $limit;
+        """;
+
+    // Files created before trace_parent existed get it added when opened (schema version 1 either way: the column
+    // is nullable and older code never names it, so old and new processes can share a file).
+    public const string HasMemberTraceParent = "SELECT COUNT(*) FROM pragma_table_info('group_members') WHERE name = 'trace_parent';";
+
+    public const string AddMemberTraceParent = "ALTER TABLE group_members ADD COLUMN trace_parent TEXT;";
 
     public const string CountMember = """
         INSERT INTO group_progress (group_id, completed, failed, triggered, expires_at)

@@ -315,6 +315,11 @@ internal sealed class SqliteStore : IAsyncDisposable
                     connection.Execute(string.Create(CultureInfo.InvariantCulture, $"PRAGMA user_version = {Sql.SchemaVersion};"));
                 }
 
+                if (connection.ScalarInt64(Sql.HasMemberTraceParent) == 0)
+                {
+                    connection.Execute(Sql.AddMemberTraceParent);
+                }
+
                 connection.Commit();
                 Log.Opened(_logger, Path, version, Sql.SchemaVersion);
             }

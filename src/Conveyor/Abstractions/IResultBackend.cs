@@ -49,9 +49,25 @@ public interface IResultBackend : IAsyncDisposable
     /// <param name="groupId">The group id.</param>
     /// <param name="taskId">The member's task id.</param>
     /// <param name="succeeded">Whether the member succeeded.</param>
+    /// <param name="traceParent">
+    /// The W3C <c>traceparent</c> of the member's process span, stored with the member's first completion so that
+    /// the chord callback can link to it (<see cref="GetGroupMemberTraceParentsAsync"/>); <see langword="null"/>
+    /// stores none.
+    /// </param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The group's progress after this member.</returns>
-    ValueTask<GroupCompletion> CompleteGroupMemberAsync(string groupId, string taskId, bool succeeded, CancellationToken cancellationToken = default);
+    ValueTask<GroupCompletion> CompleteGroupMemberAsync(string groupId, string taskId, bool succeeded, string? traceParent = null, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Reads the trace contexts stored with the group's completed members (see
+    /// <see cref="CompleteGroupMemberAsync"/>), for the chord callback's span links. Members completed without one
+    /// are left out.
+    /// </summary>
+    /// <param name="groupId">The group id.</param>
+    /// <param name="maxCount">The most to return; which ones when there are more is up to the backend.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>At most <paramref name="maxCount"/> W3C <c>traceparent</c> strings, one per member.</returns>
+    ValueTask<IReadOnlyList<string>> GetGroupMemberTraceParentsAsync(string groupId, int maxCount, CancellationToken cancellationToken = default);
 
     /// <summary>Marks a chord's callback as published (machinery's <c>ChordTriggered</c>).</summary>
     /// <param name="groupId">The group id.</param>

@@ -123,8 +123,12 @@ public sealed class ConveyorClient
         return new AsyncResult(new Signature { Id = taskId }, this);
     }
 
-    /// <summary>Runs the pre-publish hook, records PENDING and publishes; the publish span carries the trace context.</summary>
-    internal async ValueTask PublishAsync(Signature signature, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs the pre-publish hook, records PENDING and publishes; the publish span (a child of the current span, so
+    /// a callback, a chain's next step or a retry published by a worker stays in the task's trace) carries the trace
+    /// context, and a chord callback's span carries <paramref name="links"/> to its members.
+    /// </summary>
+    internal async ValueTask PublishAsync(Signature signature, CancellationToken cancellationToken, IEnumerable<ActivityLink>? links = null)
     {
         if (signature.Id.Length == 0)
         {
@@ -136,39 +140,96 @@ public sealed class ConveyorClient
             signature.RoutingKey = Options.DefaultQueue;
         }
 
-        _ = signature.Headers; // machinery publishes "Headers":{} at the top level
-        using var activity = ConveyorDiagnostics.ActivitySource.StartActivity($"publish {signature.RoutingKey}", ActivityKind.Producer);
+        var queue = signature.RoutingKey;
+        var headers = signature.Headers; // machinery publishes "Headers":{} at the top level
+        var source = ConveyorDiagnostics.ActivitySource;
+        using var activity = source.HasListeners() ? source.StartActivity(ActivityKind.Producer, links: links, name: "send " + queue) : null;
+        if (activity is not null || Diagnostics.Published.Enabled)
+        {
+            // The start of the queue wait. Only a process with telemetry on adds it (as it adds the trace context):
+            // without, the message is byte for byte what machinery publishes.
+            headers[ConveyorDiagnostics.PublishedHeader] = TimeProvider.GetUtcNow().ToUnixTimeMilliseconds();
+        }
+
         if (activity is not null)
         {
-            activity.SetTag("messaging.system", "conveyor");
+            activity.SetTag("messaging.system", ConveyorDiagnostics.MessagingSystem);
             activity.SetTag("messaging.operation.type", "send");
-            activity.SetTag("messaging.destination.name", signature.RoutingKey);
+            activity.SetTag("messaging.operation.name", "send");
+            activity.SetTag("messaging.destination.name", queue);
             activity.SetTag("messaging.message.id", signature.Id);
             activity.SetTag("conveyor.task.name", signature.Name);
+            if (signature.GroupId.Length > 0)
+            {
+                activity.SetTag("conveyor.group.id", signature.GroupId);
+            }
+
             ConveyorDiagnostics.InjectContext(activity, signature);
         }
 
-        if (Options.BeforePublish is { } hook)
+        try
         {
-            await hook(signature, cancellationToken).ConfigureAwait(false);
+            if (Options.BeforePublish is { } hook)
+            {
+                await hook(signature, cancellationToken).ConfigureAwait(false);
+            }
+
+            await Backend.SetStateAsync(
+                new TaskStateRecord { TaskId = signature.Id, TaskName = signature.Name, State = TaskState.Pending, CreatedAt = TimeProvider.GetUtcNow() },
+                cancellationToken).ConfigureAwait(false);
+
+            var body = WireFormat.SerializeSignature(signature);
+            activity?.SetTag("messaging.message.body.size", body.Length);
+            var started = TimeProvider.GetTimestamp();
+            string? errorType = null;
+            try
+            {
+                await Broker.PublishAsync(
+                    new OutgoingMessage(signature.Id, queue, body)
+                    {
+                        Eta = signature.Eta is { } eta && eta > TimeProvider.GetUtcNow() ? eta : null,
+                        Priority = signature.Priority,
+                        Headers = signature.HeadersOrNull,
+                    },
+                    cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                errorType = ex.GetType().FullName;
+                throw;
+            }
+            finally
+            {
+                if (Diagnostics.PublishDuration.Enabled)
+                {
+                    var tags = new TagList
+                    {
+                        { "messaging.system", ConveyorDiagnostics.MessagingSystem },
+                        { "messaging.operation.name", "send" },
+                        { "messaging.destination.name", queue },
+                    };
+                    if (errorType is not null)
+                    {
+                        tags.Add("error.type", errorType);
+                    }
+
+                    Diagnostics.PublishDuration.Record(TimeProvider.GetElapsedTime(started).TotalSeconds, tags);
+                }
+            }
+        }
+        catch (Exception ex) when (activity is not null)
+        {
+            activity.SetStatus(ActivityStatusCode.Error, ex.Message);
+            activity.SetTag("error.type", ex.GetType().FullName);
+            throw;
         }
 
-        await Backend.SetStateAsync(
-            new TaskStateRecord { TaskId = signature.Id, TaskName = signature.Name, State = TaskState.Pending, CreatedAt = TimeProvider.GetUtcNow() },
-            cancellationToken).ConfigureAwait(false);
-
-        var body = WireFormat.SerializeSignature(signature);
-        await Broker.PublishAsync(
-            new OutgoingMessage(signature.Id, signature.RoutingKey, body)
-            {
-                Eta = signature.Eta is { } eta && eta > TimeProvider.GetUtcNow() ? eta : null,
-                Priority = signature.Priority,
-                Headers = signature.HeadersOrNull,
-            },
-            cancellationToken).ConfigureAwait(false);
-
-        Diagnostics.Published.Add(1, new KeyValuePair<string, object?>("messaging.destination.name", signature.RoutingKey));
-        Log.TaskPublished(_logger, signature.Name, signature.Id, signature.RoutingKey);
+        Diagnostics.Published.Add(
+            1,
+            new KeyValuePair<string, object?>("messaging.system", ConveyorDiagnostics.MessagingSystem),
+            new KeyValuePair<string, object?>("messaging.operation.name", "send"),
+            new KeyValuePair<string, object?>("messaging.destination.name", queue));
+        Log.TaskPublished(_logger, signature.Name, signature.Id, queue);
     }
 
     /// <summary>

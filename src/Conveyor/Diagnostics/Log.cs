@@ -20,6 +20,9 @@ internal static partial class Log
     [LoggerMessage(1004, LogLevel.Error, "Worker {WorkerName}: the broker consumer failed; reconnecting in {Delay}")]
     public static partial void ConsumerFailed(ILogger logger, Exception exception, string workerName, TimeSpan delay);
 
+    [LoggerMessage(1005, LogLevel.Debug, "Sampling the statistics of queue {Queue} for the queue depth gauge failed; the gauge keeps the last sample")]
+    public static partial void QueueSampleFailed(ILogger logger, Exception exception, string queue);
+
     [LoggerMessage(1100, LogLevel.Debug, "Task {TaskName} {TaskId} succeeded in {ElapsedMs} ms")]
     public static partial void TaskSucceeded(ILogger logger, string taskName, string taskId, double elapsedMs);
 

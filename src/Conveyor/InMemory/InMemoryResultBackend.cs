@@ -99,7 +99,7 @@ public sealed class InMemoryResultBackend : IResultBackend
     }
 
     /// <inheritdoc/>
-    public ValueTask<GroupCompletion> CompleteGroupMemberAsync(string groupId, string taskId, bool succeeded, CancellationToken cancellationToken = default)
+    public ValueTask<GroupCompletion> CompleteGroupMemberAsync(string groupId, string taskId, bool succeeded, string? traceParent = null, CancellationToken cancellationToken = default)
     {
         var progress = _progress.GetOrAdd(groupId, static _ => new GroupProgress());
         lock (progress)
@@ -110,7 +110,27 @@ public sealed class InMemoryResultBackend : IResultBackend
                 progress.Failed++;
             }
 
+            if (first && !string.IsNullOrEmpty(traceParent))
+            {
+                progress.TraceParents.Add(traceParent);
+            }
+
             return ValueTask.FromResult(new GroupCompletion(progress.Members.Count, progress.Failed, first, progress.Triggered));
+        }
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<IReadOnlyList<string>> GetGroupMemberTraceParentsAsync(string groupId, int maxCount, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxCount);
+        if (!_progress.TryGetValue(groupId, out var progress))
+        {
+            return ValueTask.FromResult<IReadOnlyList<string>>([]);
+        }
+
+        lock (progress)
+        {
+            return ValueTask.FromResult<IReadOnlyList<string>>([.. progress.TraceParents.Take(maxCount)]);
         }
     }
 
@@ -181,6 +201,8 @@ public sealed class InMemoryResultBackend : IResultBackend
         public HashSet<string> Members { get; } = new(StringComparer.Ordinal);
 
         public int Failed { get; set; }
+
+        public List<string> TraceParents { get; } = [];
 
         public bool Triggered { get; set; }
     }

@@ -111,6 +111,7 @@ public sealed class ConveyorWorker : BackgroundService
             }
         });
 
+        var sampler = _options.QueueDepthSampleInterval > TimeSpan.Zero ? SampleQueueDepthAsync(stoppingToken) : Task.CompletedTask;
         var reconnectDelay = _options.ReconnectDelay;
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -156,6 +157,7 @@ public sealed class ConveyorWorker : BackgroundService
             }
         }
 
+        await sampler.ConfigureAwait(false);
         if (InFlight > 0 && hardStop.IsCancellationRequested)
         {
             Log.GracePeriodExceeded(_logger, Name, InFlight);
@@ -201,6 +203,8 @@ public sealed class ConveyorWorker : BackgroundService
     private async Task ProcessAsync(IBrokerDelivery delivery)
     {
         Interlocked.Increment(ref _inFlight);
+        var queueTag = new KeyValuePair<string, object?>("messaging.destination.name", delivery.Queue);
+        _diagnostics.InFlight.Add(1, queueTag);
         try
         {
             await ProcessCoreAsync(delivery).ConfigureAwait(false);
@@ -224,12 +228,17 @@ public sealed class ConveyorWorker : BackgroundService
         finally
         {
             Interlocked.Decrement(ref _inFlight);
+            _diagnostics.InFlight.Add(-1, queueTag);
         }
     }
 
     private async Task ProcessCoreAsync(IBrokerDelivery delivery)
     {
-        _diagnostics.Consumed.Add(1, new KeyValuePair<string, object?>("messaging.destination.name", delivery.Queue));
+        _diagnostics.Consumed.Add(
+            1,
+            new KeyValuePair<string, object?>("messaging.system", ConveyorDiagnostics.MessagingSystem),
+            new KeyValuePair<string, object?>("messaging.operation.name", "process"),
+            new KeyValuePair<string, object?>("messaging.destination.name", delivery.Queue));
         Signature signature;
         try
         {
@@ -248,24 +257,17 @@ public sealed class ConveyorWorker : BackgroundService
         }
 
         var attempt = ReadAttempt(signature);
-        using var activity = ConveyorDiagnostics.ActivitySource.StartActivity(
-            $"process {signature.Name}",
-            ActivityKind.Consumer,
-            ConveyorDiagnostics.ExtractContext(signature));
-        if (activity is not null)
+        if (_diagnostics.QueueWait.Enabled && ConveyorDiagnostics.ReadyAt(signature) is { } readyAt)
         {
-            activity.SetTag("messaging.system", "conveyor");
-            activity.SetTag("messaging.operation.type", "process");
-            activity.SetTag("messaging.destination.name", delivery.Queue);
-            activity.SetTag("messaging.message.id", signature.Id);
-            activity.SetTag("conveyor.task.name", signature.Name);
-            activity.SetTag("conveyor.task.attempt", attempt);
-            if (signature.ChordCallback is { } chordCallback && signature.GroupId.Length > 0)
-            {
-                activity.SetTag("conveyor.group.id", signature.GroupId);
-            }
+            // Clocks of the producer's and this machine may differ: a negative wait is recorded as none.
+            var wait = _time.GetUtcNow() - readyAt;
+            _diagnostics.QueueWait.Record(
+                wait > TimeSpan.Zero ? wait.TotalSeconds : 0,
+                new KeyValuePair<string, object?>("messaging.destination.name", delivery.Queue),
+                new KeyValuePair<string, object?>("conveyor.task.name", signature.Name));
         }
 
+        using var activity = StartProcessActivity(delivery, signature, attempt);
         var backend = _client.Backend;
         var baseState = new TaskStateRecord
         {
@@ -304,30 +306,54 @@ public sealed class ConveyorWorker : BackgroundService
         }
 
         var elapsed = _time.GetElapsedTime(started);
-        _diagnostics.ProcessDuration.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("conveyor.task.name", signature.Name));
-
-        if (error is not null && _hardStop.IsCancellationRequested && timeoutSource?.IsCancellationRequested != true)
-        {
-            // Stopped by shutdown, not by its own fault: it runs again on another worker.
-            activity?.SetStatus(ActivityStatusCode.Error, "worker stopped");
-            await delivery.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
-            return;
-        }
-
+        // Before the duration is recorded, so that its error.type says timeout.
         if (error is not null && timeoutSource?.IsCancellationRequested == true && error is OperationCanceledException)
         {
             Log.TaskTimedOut(_logger, signature.Name, signature.Id, _options.TaskTimeout!.Value);
             error = new TimeoutException($"task timed out after {_options.TaskTimeout!.Value.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s", error);
         }
 
+        if (_diagnostics.ProcessDuration.Enabled)
+        {
+            var tags = new TagList
+            {
+                { "messaging.system", ConveyorDiagnostics.MessagingSystem },
+                { "messaging.operation.name", "process" },
+                { "messaging.destination.name", delivery.Queue },
+                { "conveyor.task.name", signature.Name },
+            };
+            if (error is not null)
+            {
+                tags.Add("error.type", error.GetType().FullName);
+            }
+
+            _diagnostics.ProcessDuration.Record(elapsed.TotalSeconds, tags);
+        }
+
+        if (error is not null && _hardStop.IsCancellationRequested && timeoutSource?.IsCancellationRequested != true)
+        {
+            // Stopped by shutdown, not by its own fault: it runs again on another worker.
+            activity?.SetStatus(ActivityStatusCode.Error, "worker stopped");
+            activity?.SetTag("error.type", "conveyor.worker_stopped");
+            await delivery.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
+            return;
+        }
+
         if (error is null)
         {
-            await SucceedAsync(delivery, signature, context, baseState, results!, elapsed).ConfigureAwait(false);
+            activity?.SetTag("conveyor.task.state", "SUCCESS");
+            await SucceedAsync(delivery, signature, context, baseState, results!, elapsed, activity).ConfigureAwait(false);
         }
         else
         {
-            activity?.SetStatus(ActivityStatusCode.Error, error.Message);
-            await FailAsync(delivery, signature, context, baseState, attempt, error).ConfigureAwait(false);
+            if (activity is not null)
+            {
+                activity.SetStatus(ActivityStatusCode.Error, error.Message);
+                activity.SetTag("error.type", error.GetType().FullName);
+                activity.AddException(error);
+            }
+
+            await FailAsync(delivery, signature, context, baseState, attempt, error, activity).ConfigureAwait(false);
         }
     }
 
@@ -337,11 +363,12 @@ public sealed class ConveyorWorker : BackgroundService
         TaskContext context,
         TaskStateRecord baseState,
         IReadOnlyList<TaskResult> results,
-        TimeSpan elapsed)
+        TimeSpan elapsed,
+        Activity? activity)
     {
         var final = baseState.With(TaskState.Success, results);
         await _client.Backend.SetStateAsync(final).ConfigureAwait(false);
-        _diagnostics.Succeeded.Add(1, new KeyValuePair<string, object?>("conveyor.task.name", signature.Name));
+        _diagnostics.Succeeded.Add(1, DestinationTag(delivery), TaskNameTag(signature));
         Log.TaskSucceeded(_logger, signature.Name, signature.Id, elapsed.TotalMilliseconds);
 
         if (signature.OnSuccessOrNull is { Count: > 0 } callbacks)
@@ -363,7 +390,7 @@ public sealed class ConveyorWorker : BackgroundService
 
         if (signature.ChordCallback is not null && signature.GroupId.Length > 0)
         {
-            await CompleteChordMemberAsync(signature, succeeded: true, error: null).ConfigureAwait(false);
+            await CompleteChordMemberAsync(signature, succeeded: true, error: null, activity).ConfigureAwait(false);
         }
 
         if (_options.AfterTask is { } afterTask)
@@ -380,7 +407,8 @@ public sealed class ConveyorWorker : BackgroundService
         TaskContext context,
         TaskStateRecord baseState,
         int attempt,
-        Exception error)
+        Exception error,
+        Activity? activity)
     {
         if (_options.OnError is { } onError)
         {
@@ -396,10 +424,11 @@ public sealed class ConveyorWorker : BackgroundService
             signature.Eta = _time.GetUtcNow() + delay;
             signature.Headers[AttemptHeader] = (long)(attempt + 1);
             await _client.Backend.SetStateAsync(baseState.With(TaskState.Retry)).ConfigureAwait(false);
+            activity?.SetTag("conveyor.task.state", "RETRY");
 
             // As machinery does: the retry is a new publish (state PENDING again) with an ETA.
             await _client.PublishAsync(signature, CancellationToken.None).ConfigureAwait(false);
-            _diagnostics.Retried.Add(1, new KeyValuePair<string, object?>("conveyor.task.name", signature.Name));
+            _diagnostics.Retried.Add(1, DestinationTag(delivery), TaskNameTag(signature));
             Log.TaskRetrying(_logger, signature.Name, signature.Id, message, attempt + 1, delay, signature.RetryCount);
             await delivery.AckAsync(CancellationToken.None).ConfigureAwait(false);
             return;
@@ -407,7 +436,8 @@ public sealed class ConveyorWorker : BackgroundService
 
         var final = baseState.With(TaskState.Failure, error: message);
         await _client.Backend.SetStateAsync(final).ConfigureAwait(false);
-        _diagnostics.Failed.Add(1, new KeyValuePair<string, object?>("conveyor.task.name", signature.Name));
+        activity?.SetTag("conveyor.task.state", "FAILURE");
+        _diagnostics.Failed.Add(1, DestinationTag(delivery), TaskNameTag(signature));
         Log.TaskFailed(_logger, error is TaskArgumentException or TimeoutException ? null : error, signature.Name, signature.Id, message);
 
         if (signature.OnErrorOrNull is { Count: > 0 } errorCallbacks)
@@ -417,7 +447,7 @@ public sealed class ConveyorWorker : BackgroundService
 
         if (signature.ChordCallback is not null && signature.GroupId.Length > 0)
         {
-            await CompleteChordMemberAsync(signature, succeeded: false, error: message).ConfigureAwait(false);
+            await CompleteChordMemberAsync(signature, succeeded: false, error: message, activity).ConfigureAwait(false);
         }
 
         if (_options.AfterTask is { } afterTask)
@@ -442,12 +472,15 @@ public sealed class ConveyorWorker : BackgroundService
     /// One atomic backend call per member (idempotent per member id). The member whose call completes the group
     /// reads the members' results once, in member order, and publishes the callback. A redelivered member that
     /// finds the group complete but the callback not yet marked publishes it again: at least once, never lost.
-    /// The first member to fail runs the callback's OnError tasks, once.
+    /// The first member to fail runs the callback's OnError tasks, once. Each member stores its process span's
+    /// context with its completion, and the callback carries links to them (at most
+    /// <see cref="WorkerOptions.MaxChordCallbackLinks"/>).
     /// </summary>
-    private async Task CompleteChordMemberAsync(Signature signature, bool succeeded, string? error)
+    private async Task CompleteChordMemberAsync(Signature signature, bool succeeded, string? error, Activity? activity)
     {
         var backend = _client.Backend;
-        var completion = await backend.CompleteGroupMemberAsync(signature.GroupId, signature.Id, succeeded).ConfigureAwait(false);
+        var traceParent = _options.MaxChordCallbackLinks > 0 ? ConveyorDiagnostics.TraceParentOf(activity) : null;
+        var completion = await backend.CompleteGroupMemberAsync(signature.GroupId, signature.Id, succeeded, traceParent).ConfigureAwait(false);
         var callback = signature.ChordCallback!;
         if (!succeeded)
         {
@@ -487,7 +520,18 @@ public sealed class ConveyorWorker : BackgroundService
             }
         }
 
-        await _client.PublishAsync(callback, CancellationToken.None).ConfigureAwait(false);
+        List<ActivityLink>? links = null;
+        if (_options.MaxChordCallbackLinks > 0)
+        {
+            var traceParents = await backend.GetGroupMemberTraceParentsAsync(signature.GroupId, _options.MaxChordCallbackLinks).ConfigureAwait(false);
+            if (traceParents.Count > 0)
+            {
+                callback.Headers[ConveyorDiagnostics.LinksHeader] = string.Join(' ', traceParents);
+                links = ConveyorDiagnostics.ReadLinks(callback);
+            }
+        }
+
+        await _client.PublishAsync(callback, CancellationToken.None, links).ConfigureAwait(false);
         await backend.MarkChordTriggeredAsync(signature.GroupId).ConfigureAwait(false);
         Log.ChordTriggered(_logger, signature.GroupId, callback.Name, callback.Id);
     }
@@ -513,7 +557,7 @@ public sealed class ConveyorWorker : BackgroundService
             Error = $"dead-lettered: {reason}",
             CreatedAt = _time.GetUtcNow(),
         }).ConfigureAwait(false);
-        _diagnostics.Failed.Add(1, new KeyValuePair<string, object?>("conveyor.task.name", signature.Name));
+        _diagnostics.Failed.Add(1, DestinationTag(delivery), TaskNameTag(signature));
         await DeadLetterAsync(delivery, reason).ConfigureAwait(false);
     }
 
@@ -521,7 +565,90 @@ public sealed class ConveyorWorker : BackgroundService
     {
         Log.MessageDeadLettered(_logger, delivery.Queue, reason);
         await delivery.DeadLetterAsync(reason, CancellationToken.None).ConfigureAwait(false);
-        _diagnostics.DeadLettered.Add(1, new KeyValuePair<string, object?>("messaging.destination.name", delivery.Queue));
+        _diagnostics.DeadLettered.Add(1, DestinationTag(delivery));
+    }
+
+    private static KeyValuePair<string, object?> DestinationTag(IBrokerDelivery delivery) => new("messaging.destination.name", delivery.Queue);
+
+    private static KeyValuePair<string, object?> TaskNameTag(Signature signature) => new("conveyor.task.name", signature.Name);
+
+    /// <summary>
+    /// The process span: a child of the publish span whose context the message carries (so a retry's run is a
+    /// span of its own under the retry's publish), named and tagged after the OpenTelemetry messaging conventions,
+    /// with a link to each chord member when this is a chord callback.
+    /// </summary>
+    private Activity? StartProcessActivity(IBrokerDelivery delivery, Signature signature, int attempt)
+    {
+        var source = ConveyorDiagnostics.ActivitySource;
+        if (!source.HasListeners())
+        {
+            return null;
+        }
+
+        var activity = source.StartActivity(
+            ActivityKind.Consumer,
+            ConveyorDiagnostics.ExtractContext(signature),
+            links: ConveyorDiagnostics.ReadLinks(signature),
+            name: "process " + delivery.Queue);
+        if (activity is not null)
+        {
+            activity.SetTag("messaging.system", ConveyorDiagnostics.MessagingSystem);
+            activity.SetTag("messaging.operation.type", "process");
+            activity.SetTag("messaging.operation.name", "process");
+            activity.SetTag("messaging.destination.name", delivery.Queue);
+            activity.SetTag("messaging.message.id", signature.Id);
+            activity.SetTag("messaging.message.body.size", delivery.Body.Length);
+            activity.SetTag("messaging.client.id", Name);
+            activity.SetTag("conveyor.task.name", signature.Name);
+            activity.SetTag("conveyor.task.attempt", attempt);
+            if (signature.GroupId.Length > 0)
+            {
+                activity.SetTag("conveyor.group.id", signature.GroupId);
+            }
+
+            if (signature.ChordCallback is { } chordCallback)
+            {
+                activity.SetTag("conveyor.chord.callback", chordCallback.Name);
+            }
+        }
+
+        return activity;
+    }
+
+    /// <summary>
+    /// Samples the queue's statistics for the <c>conveyor.queue.depth</c> gauge (whose callback can do no I/O),
+    /// at once and then every <see cref="WorkerOptions.QueueDepthSampleInterval"/>, and only while someone
+    /// listens to the gauge.
+    /// </summary>
+    private async Task SampleQueueDepthAsync(CancellationToken stoppingToken)
+    {
+        var interval = _options.QueueDepthSampleInterval;
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                if (_diagnostics.QueueDepth.Enabled)
+                {
+                    try
+                    {
+                        _diagnostics.RecordQueueSample(await _client.Broker.GetQueueStatisticsAsync(Queue, stoppingToken).ConfigureAwait(false));
+                    }
+                    catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+                    {
+                        Log.QueueSampleFailed(_logger, ex, Queue);
+                    }
+                }
+
+                await Task.Delay(interval, _time, stoppingToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            _diagnostics.RemoveQueueSample(Queue);
+        }
     }
 
     private async Task RunHookAsync(string hook, Signature signature, Func<ValueTask> run)

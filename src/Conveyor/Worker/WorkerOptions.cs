@@ -66,5 +66,22 @@ public sealed class WorkerOptions
     /// <summary>Runs when a handler throws (machinery's error handler), before the retry or failure is recorded.</summary>
     public Func<TaskContext, Exception, ValueTask>? OnError { get; set; }
 
+    /// <summary>
+    /// How many links to its members' process spans a chord callback's spans carry at most; 0 stores and links
+    /// none. Each link costs about 56 bytes in the callback's message (a W3C <c>traceparent</c>), and the
+    /// OpenTelemetry SDK keeps 128 links per span by default (<c>SpanLinkCountLimit</c>): raise both together.
+    /// The default value is 128.
+    /// </summary>
+    [Range(0, 1_000)]
+    public int MaxChordCallbackLinks { get; set; } = 128;
+
+    /// <summary>
+    /// How often the worker samples its queue's statistics for the <c>conveyor.queue.depth</c> gauge (one broker
+    /// call, made only while a listener enables the gauge); <see cref="TimeSpan.Zero"/> turns sampling off.
+    /// The default value is 5 seconds.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan QueueDepthSampleInterval { get; set; } = TimeSpan.FromSeconds(5);
+
     internal int EffectivePrefetch => Prefetch > 0 ? Prefetch : Concurrency * 2;
 }

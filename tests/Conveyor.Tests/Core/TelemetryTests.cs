@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Conveyor.Diagnostics;
 using Conveyor.InMemory;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Conveyor.Tests.Core;
 
@@ -117,5 +118,89 @@ public sealed class TelemetryTests
         Assert.Equal(1, counts.GetValueOrDefault("conveyor.task.dead_lettered"));
         Assert.Equal(6, counts.GetValueOrDefault("messaging.client.consumed.messages"));
         Assert.Equal(5, Volatile.Read(ref durations));
+    }
+
+    [Fact]
+    public async Task QueueWait_TasksWaitingInTheQueue_MeasuredFromPublishOrFromALaterEta()
+    {
+        using var diagnostics = new ConveyorDiagnostics();
+        var waits = new ConcurrentBag<(string Task, double Seconds)>();
+        using var meterListener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (ReferenceEquals(instrument.Meter, diagnostics.Meter))
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        meterListener.SetMeasurementEventCallback<double>((instrument, value, tags, _) =>
+        {
+            if (instrument.Name == "conveyor.task.queue_wait.duration")
+            {
+                foreach (var tag in tags)
+                {
+                    if (tag.Key == "conveyor.task.name")
+                    {
+                        waits.Add(((string)tag.Value!, value));
+                    }
+                }
+            }
+        });
+        meterListener.Start();
+
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero));
+        await using var broker = new InMemoryBroker(time);
+        await using var backend = new InMemoryResultBackend(timeProvider: time);
+        var client = new ConveyorClient(broker, backend, new ConveyorClientOptions { DefaultQueue = "wait" }, time, diagnostics: diagnostics);
+        var registry = new TaskRegistry().Register("now", () => 1L).Register("later", () => 2L);
+
+        var now = await client.SendAsync(new Signature("now"));
+        var later = await client.SendAsync(new Signature("later") { Eta = time.GetUtcNow().AddSeconds(3) });
+        time.Advance(TimeSpan.FromSeconds(7));
+        using var worker = new ConveyorWorker(client, registry, new WorkerOptions { Queue = "wait", QueueDepthSampleInterval = TimeSpan.Zero });
+        await worker.StartAsync(CancellationToken.None);
+        await now.WaitAsync(TimeSpan.FromSeconds(10));
+        await later.WaitAsync(TimeSpan.FromSeconds(10));
+        await worker.StopAsync(CancellationToken.None);
+
+        // Published at 12:00:00 and started at 12:00:07; "later" could not start before its ETA, 12:00:03.
+        Assert.Equal([("later", 4.0), ("now", 7.0)], waits.OrderBy(w => w.Task));
+    }
+
+    [Fact]
+    public async Task Chord_MoreMembersThanTheLinkCap_CallbackLinksToThatManyOfItsMembers()
+    {
+        var spans = new ConcurrentQueue<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == ConveyorDiagnostics.Name,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Enqueue,
+        };
+        ActivitySource.AddActivityListener(listener);
+
+        await using var broker = new InMemoryBroker();
+        await using var backend = new InMemoryResultBackend();
+        var queue = "links-" + Guid.NewGuid().ToString("N");
+        var client = new ConveyorClient(broker, backend, new ConveyorClientOptions { DefaultQueue = queue });
+        var registry = new TaskRegistry().Register("one", () => 1L).Register("sum", (params long[] values) => values.Sum());
+        using var worker = new ConveyorWorker(client, registry, new WorkerOptions { Queue = queue, MaxChordCallbackLinks = 3 });
+        await worker.StartAsync(CancellationToken.None);
+
+        var chord = new Chord(new TaskGroup(Enumerable.Range(0, 5).Select(_ => new Signature("one"))), new Signature("sum"));
+        var result = await client.SendChordAsync(chord);
+        Assert.Equal(5L, (await result.GetAsync(TimeSpan.FromSeconds(10)))[0].Value);
+        await FakeTimeWorld.EventuallyAsync(
+            () => spans.Count(s => s.Kind == ActivityKind.Consumer && chord.Group.Tasks.Append(chord.Callback).Any(t => t.Id == (string?)s.GetTagItem("messaging.message.id"))) == 6,
+            "the members' and the callback's process spans");
+        await worker.StopAsync(CancellationToken.None);
+
+        var memberSpanIds = spans.Where(s => s.Kind == ActivityKind.Consumer && (string?)s.GetTagItem("conveyor.group.id") == chord.Group.GroupId).Select(s => s.SpanId).ToHashSet();
+        var callback = spans.Single(s => s.Kind == ActivityKind.Consumer && (string?)s.GetTagItem("messaging.message.id") == chord.Callback.Id);
+        Assert.Equal(5, memberSpanIds.Count);
+        Assert.Equal(3, callback.Links.Select(l => l.Context.SpanId).Distinct().Count(memberSpanIds.Contains));
+        Assert.Equal(3, callback.Links.Count());
     }
 }
