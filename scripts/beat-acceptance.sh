@@ -42,7 +42,7 @@ sleep "0.$(printf '%03d' $((1000 - 10#$(date +%3N))))"
 START=$(date -u +%s)
 sleep $((DURATION / 2))
 # The process that published the latest tick is the one firing now.
-FIRING=$(for i in 1 2 3; do grep -h 'published' "beat$i.log" | tail -1 | sed -E "s/.* tick ([^:]+:[^:]+:[^:]+): published.*/\1 $i/"; done | sort | tail -1 | awk '{print $2}')
+FIRING=$(for i in 1 2 3; do { grep -h 'published' "beat$i.log" || true; } | tail -1 | sed -E "s/.* tick ([^:]+:[^:]+:[^:]+): published.*/\1 $i/"; done | sort | tail -1 | awk '{print $2}')
 KILLED_AT=$(ts)
 kill -KILL "${PIDS[$((FIRING - 1))]}"
 echo "SIGKILL beat$FIRING (pid ${PIDS[$((FIRING - 1))]}) at $KILLED_AT"
