@@ -8,7 +8,8 @@ namespace Conveyor.Redis;
 /// Leased locks on Redis (for the periodic scheduler): <c>SET conveyor:lock:{name} owner NX PX lease</c>, and on
 /// success the next value of the counter <c>conveyor:lock:{name}:fence</c> as the fencing token, both in one script.
 /// Renewal and release check the owner in a script, so a holder whose lease expired cannot extend or delete its
-/// successor's lock.
+/// successor's lock. Fences (the scheduler's tick claims) are one key each, <c>conveyor:fence:{name}</c>, advanced by
+/// a script.
 /// </summary>
 public sealed class RedisDistributedLock : IDistributedLock
 {

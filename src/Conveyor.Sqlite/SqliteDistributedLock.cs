@@ -7,7 +7,8 @@ namespace Conveyor.Sqlite;
 /// <summary>
 /// Leased, named locks in a SQLite database file, shared by every process that opens the same file. Each
 /// acquisition gets a fencing token one higher than the last one of that lock (a released lock keeps its row, so
-/// the tokens keep growing). Acquiring, renewing and releasing are each one write transaction.
+/// the tokens keep growing). Acquiring, renewing and releasing are each one write transaction. Fences (the
+/// scheduler's tick claims) are one row each in the counters table, advanced by one conditional upsert.
 /// </summary>
 public sealed class SqliteDistributedLock : IDistributedLock, IAsyncDisposable
 {

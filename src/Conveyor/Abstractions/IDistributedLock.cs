@@ -1,6 +1,9 @@
 namespace Conveyor;
 
-/// <summary>A named, leased lock shared by processes (used by the periodic scheduler).</summary>
+/// <summary>
+/// Named, leased locks with fencing tokens, and named monotonic fences, shared by processes. The periodic scheduler
+/// claims each tick through a fence (<see cref="TryAdvanceFenceAsync"/>).
+/// </summary>
 public interface IDistributedLock
 {
     /// <summary>Tries to take a lock for a time; returns at once.</summary>

@@ -87,7 +87,7 @@ public sealed class ConveyorScheduler : BackgroundService
         }
     }
 
-    /// <summary>How many passes the loop has made (for tests that wait for the loop).</summary>
+    /// <summary>How many passes the loop has made and then armed its wake-up (for tests that wait for the loop).</summary>
     internal long Passes => Interlocked.Read(ref _passes);
 
     /// <summary>The fence name of a schedule.</summary>
@@ -253,7 +253,6 @@ public sealed class ConveyorScheduler : BackgroundService
             }
         }
 
-        Interlocked.Increment(ref _passes);
         using var wake = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         Task delay;
         if (earliest is { } next)
@@ -271,6 +270,10 @@ public sealed class ConveyorScheduler : BackgroundService
         {
             delay = Task.Delay(Timeout.InfiniteTimeSpan, _time, wake.Token);
         }
+
+        // Counted once the wake-up is armed: a test that moves a fake clock after seeing the count cannot slip in
+        // between reading the time and arming the timer (which would make the timer one period late).
+        Interlocked.Increment(ref _passes);
 
         await Task.WhenAny(delay, changed).ConfigureAwait(false);
         await wake.CancelAsync().ConfigureAwait(false);

@@ -1,4 +1,7 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using System.Globalization;
+using Conveyor.Diagnostics;
 using Conveyor.InMemory;
 using Conveyor.Serialization;
 
@@ -96,6 +99,44 @@ public sealed class SchedulerTests : IAsyncDisposable
         Assert.All(messages, m => Assert.Equal("tick", m.GetHeader(ConveyorScheduler.ScheduleHeader)));
         Assert.Equal(10, messages.Select(m => m.Id).Distinct().Count());
         Assert.Equal(start.AddSeconds(10), await _schedulers[0].GetLastTickAsync("tick"));
+    }
+
+    [Fact]
+    public async Task Scheduler_ThreeSchedulers_CountTicksByOutcome()
+    {
+        using var diagnostics = new ConveyorDiagnostics();
+        var counts = new ConcurrentDictionary<string, long>();
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter == diagnostics.Meter && instrument.Name == "conveyor.schedule.ticks")
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            var outcome = tags.ToArray().Single(t => t.Key == "conveyor.schedule.outcome").Value as string;
+            counts.AddOrUpdate(outcome!, value, (_, old) => old + value);
+        });
+        listener.Start();
+        var client = new ConveyorClient(_world.Broker, _world.Backend, new ConveyorClientOptions { DefaultQueue = "tasks" }, _world.Time, diagnostics: diagnostics);
+        var schedule = new PeriodicSchedule("tick", ScheduleTrigger.Every(Second), new Signature("tick"));
+        for (var i = 0; i < 3; i++)
+        {
+            await StartAsync(With(schedule), client);
+        }
+
+        for (var k = 0; k < 3; k++)
+        {
+            await AdvanceAsync(Second);
+        }
+
+        Assert.Equal(3, counts.GetValueOrDefault("published"));
+        Assert.Equal(6, counts.GetValueOrDefault("claimed_elsewhere"));
+        Assert.False(counts.ContainsKey("failed"));
     }
 
     [Fact]
