@@ -8,7 +8,8 @@ for project in src/*/; do
   [ -n "$csproj" ] || continue
   unshipped="$project/PublicAPI.Unshipped.txt"
   [ -f "$unshipped" ] || echo '#nullable enable' > "$unshipped"
-  dotnet build "$csproj" -c Release 2>&1 | grep RS0016 | sed -E "s/.*Symbol '(.*)' is not part of the declared public API.*/\1/" | sort -u > /tmp/rs0016.txt || true
+  # Only this project's symbols: building it also reports those of the projects it references.
+  dotnet build "$csproj" -c Release 2>&1 | grep RS0016 | grep -F "[$(realpath "$csproj")]" | sed -E "s/.*Symbol '(.*)' is not part of the declared public API.*/\1/" | sort -u > /tmp/rs0016.txt || true
   if [ -s /tmp/rs0016.txt ]; then
     { cat "$unshipped"; cat /tmp/rs0016.txt; } | grep -v '^#nullable' | sort -u > /tmp/api-merged.txt
     { echo '#nullable enable'; cat /tmp/api-merged.txt; } > "$unshipped"
