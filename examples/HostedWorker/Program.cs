@@ -36,12 +36,12 @@ if (!exporter.Equals("none", StringComparison.OrdinalIgnoreCase))
         .ConfigureResource(resource => resource.AddService(builder.Configuration["Telemetry:ServiceName"] ?? "conveyor-hosted-worker"))
         .WithTracing(tracing =>
         {
-            tracing.AddSource(Conveyor.Diagnostics.ConveyorDiagnostics.Name);
+            tracing.AddConveyorInstrumentation();
             _ = otlp ? tracing.AddOtlpExporter() : tracing.AddConsoleExporter();
         })
         .WithMetrics(metrics =>
         {
-            metrics.AddMeter(Conveyor.Diagnostics.ConveyorDiagnostics.Name);
+            metrics.AddConveyorInstrumentation();
             _ = otlp ? metrics.AddOtlpExporter() : metrics.AddConsoleExporter();
         });
 }
