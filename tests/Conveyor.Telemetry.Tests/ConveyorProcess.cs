@@ -5,11 +5,16 @@ using StackExchange.Redis;
 namespace Conveyor.Telemetry.Tests;
 
 /// <summary>
-/// A simulated process on the shared Redis: its own connection, broker, backend, <see cref="ConveyorDiagnostics"/>
-/// (meter), client and OpenTelemetry providers; and, for a worker process, a <see cref="ConveyorWorker"/>. A
-/// producer process and a worker process share nothing but Redis, so a trace that connects them went through the
-/// message headers.
+/// A simulated process on the shared Redis: its own connection, broker, backend, client and OpenTelemetry providers;
+/// and, for a worker process, a <see cref="ConveyorWorker"/>. A producer process and a worker process share nothing
+/// but Redis and <see cref="Diagnostics"/>, so a trace that connects them went through the message headers.
 /// </summary>
+/// <remarks>
+/// Every process of the test run records on one <see cref="ConveyorDiagnostics"/> (one "Conveyor" meter), never
+/// disposed: the OpenTelemetry SDK stops exporting every meter of a name when one meter of that name is disposed
+/// (opentelemetry-dotnet#6412), so a test that disposed its own would silence the others' instruments. Tests tell
+/// their measurements apart by the queue tag.
+/// </remarks>
 public sealed class ConveyorProcess : IAsyncDisposable
 {
     private readonly ConnectionMultiplexer _redis;
@@ -19,15 +24,17 @@ public sealed class ConveyorProcess : IAsyncDisposable
     {
         _redis = redis;
         Telemetry = new TelemetryCapture();
-        Diagnostics = new ConveyorDiagnostics();
         Broker = new RedisBroker(redis, keyspace.Options);
         Backend = new RedisResultBackend(redis, keyspace.Options);
-        Client = new ConveyorClient(Broker, Backend, new ConveyorClientOptions { DefaultQueue = keyspace.Queue }, diagnostics: Diagnostics);
+        Client = new ConveyorClient(Broker, Backend, new ConveyorClientOptions { DefaultQueue = keyspace.Queue }, diagnostics: SharedDiagnostics);
     }
 
     public TelemetryCapture Telemetry { get; }
 
-    public ConveyorDiagnostics Diagnostics { get; }
+    /// <summary>The meter every simulated process of the test run records on.</summary>
+    public static ConveyorDiagnostics SharedDiagnostics { get; } = new();
+
+    public ConveyorDiagnostics Diagnostics => SharedDiagnostics;
 
     public RedisBroker Broker { get; }
 
@@ -63,7 +70,6 @@ public sealed class ConveyorProcess : IAsyncDisposable
         await Broker.DisposeAsync();
         await Backend.DisposeAsync();
         Telemetry.Dispose();
-        Diagnostics.Dispose();
         await _redis.DisposeAsync();
     }
 }

@@ -12,14 +12,18 @@ public static class TestTasks
         .Register("bad", string () => throw new InvalidOperationException("always fails"));
 
     /// <summary>Waits until <paramref name="condition"/> holds (telemetry is exported after the final state is stored).</summary>
-    public static async Task EventuallyAsync(Func<bool> condition, string what, TimeSpan? timeout = null)
+    public static Task EventuallyAsync(Func<bool> condition, string what, TimeSpan? timeout = null) =>
+        EventuallyAsync(condition, () => what, timeout);
+
+    /// <summary>Waits until <paramref name="condition"/> holds; <paramref name="what"/> describes the last state seen on timeout.</summary>
+    public static async Task EventuallyAsync(Func<bool> condition, Func<string> what, TimeSpan? timeout = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(15));
         while (!condition())
         {
             if (DateTime.UtcNow > deadline)
             {
-                Assert.Fail($"Timed out waiting for {what}.");
+                Assert.Fail($"Timed out waiting for {what()}.");
             }
 
             await Task.Delay(20);

@@ -17,6 +17,9 @@ namespace Conveyor.Diagnostics;
 /// <c>messaging.process.duration</c>, <c>messaging.client.operation.duration</c> (broker publish) and
 /// <c>conveyor.task.queue_wait.duration</c>; the up-down counter <c>conveyor.task.in_flight</c>; and the gauge
 /// <c>conveyor.queue.depth</c>, per queue and <c>conveyor.queue.state</c>, as last sampled by a worker.
+/// Use one instance per process (<see cref="Shared"/>, or one from the host's <see cref="IMeterFactory"/>): the
+/// OpenTelemetry SDK aggregates meters of one name together, and disposing one of them stops the export of all
+/// (opentelemetry-dotnet#6412).
 /// </remarks>
 public sealed class ConveyorDiagnostics : IDisposable
 {
