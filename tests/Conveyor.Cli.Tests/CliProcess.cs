@@ -45,6 +45,12 @@ internal sealed class CliProcess : IDisposable
     {
         var cli = Path.Combine(AppContext.BaseDirectory, "Conveyor.Cli.dll");
         Assert.True(File.Exists(cli), $"the CLI is not built next to the tests: {cli}");
+        return StartAssembly(cli, workingDirectory, environment, args);
+    }
+
+    /// <summary>Runs another built program (an example) the same way: <c>dotnet exec ASSEMBLY ARGS</c>.</summary>
+    public static CliProcess StartAssembly(string assembly, string workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
+    {
         var start = new ProcessStartInfo("dotnet")
         {
             WorkingDirectory = workingDirectory,
@@ -53,7 +59,7 @@ internal sealed class CliProcess : IDisposable
             UseShellExecute = false,
         };
         start.ArgumentList.Add("exec");
-        start.ArgumentList.Add(cli);
+        start.ArgumentList.Add(assembly);
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
@@ -66,6 +72,7 @@ internal sealed class CliProcess : IDisposable
         {
             start.Environment[name] = value;
         }
+
         var process = new Process { StartInfo = start };
         var cliProcess = new CliProcess(process);
         process.OutputDataReceived += (_, e) =>
@@ -108,7 +115,7 @@ internal sealed class CliProcess : IDisposable
         catch (OperationCanceledException)
         {
             _process.Kill(entireProcessTree: true);
-            Assert.Fail($"conveyor {string.Join(' ', _process.StartInfo.ArgumentList.Skip(2))} did not exit within {timeout}.\nstdout:\n{Output}\nstderr:\n{Error}");
+            Assert.Fail($"{Path.GetFileNameWithoutExtension(_process.StartInfo.ArgumentList[1])} {string.Join(' ', _process.StartInfo.ArgumentList.Skip(2))} did not exit within {timeout}.\nstdout:\n{Output}\nstderr:\n{Error}");
         }
 
         _process.WaitForExit(); // flushes the asynchronous output readers

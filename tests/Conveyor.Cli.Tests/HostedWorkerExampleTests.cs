@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Text;
-
 namespace Conveyor.Cli.Tests;
 
 /// <summary>
@@ -12,7 +9,7 @@ public sealed class HostedWorkerExampleTests
     [Fact]
     public async Task HostedWorker_BadBrokerInEnvironment_ExitsWithOneLineNamingTheSetting()
     {
-        using var example = ExampleProcess.Start(new() { ["Conveyor__Broker"] = "kafka://localhost:9092" });
+        using var example = StartExample(new() { ["Conveyor__Broker"] = "kafka://localhost:9092" });
         var exitCode = await example.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
         var lines = example.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -29,7 +26,7 @@ public sealed class HostedWorkerExampleTests
             ? "redis://" + address
             : throw new InvalidOperationException("CONVEYOR_TEST_REDIS is not set: this test needs a Redis server. Run it through `bash scripts/test.sh`.");
         var queue = $"hosted-example-{Guid.NewGuid():N}";
-        using var example = ExampleProcess.Start(new() { ["Conveyor__Broker"] = redis, ["Conveyor__DefaultQueue"] = queue });
+        using var example = StartExample(new() { ["Conveyor__Broker"] = redis, ["Conveyor__DefaultQueue"] = queue });
         await example.WaitForOutputAsync("Worker consuming", TimeSpan.FromSeconds(60));
 
         var folder = Directory.CreateTempSubdirectory("conveyor-hosted-").FullName;
@@ -46,134 +43,29 @@ public sealed class HostedWorkerExampleTests
         Assert.Equal(0, exitCode);
     }
 
-    /// <summary>The example's built assembly, run with <c>dotnet exec</c> and extra environment variables.</summary>
-    private sealed class ExampleProcess : IDisposable
+    private static CliProcess StartExample(Dictionary<string, string> environment)
     {
-        private readonly Process _process;
-        private readonly StringBuilder _output = new();
-        private readonly StringBuilder _error = new();
+        var assembly = Path.Combine(RepositoryRoot(), "examples", "HostedWorker", "bin", Configuration, "net10.0", "HostedWorker.dll");
+        Assert.True(File.Exists(assembly), $"examples/HostedWorker is not built: {assembly}");
+        return CliProcess.StartAssembly(assembly, Directory.CreateTempSubdirectory("conveyor-hosted-").FullName, environment);
+    }
 
-        private ExampleProcess(Process process) => _process = process;
-
-        public string Output
+    private static string RepositoryRoot()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {
-            get
+            if (File.Exists(Path.Combine(directory.FullName, "Conveyor.slnx")))
             {
-                lock (_output)
-                {
-                    return _output.ToString();
-                }
+                return directory.FullName;
             }
         }
 
-        public string Error
-        {
-            get
-            {
-                lock (_error)
-                {
-                    return _error.ToString();
-                }
-            }
-        }
-
-        public static ExampleProcess Start(Dictionary<string, string> environment)
-        {
-            var assembly = Path.Combine(RepositoryRoot(), "examples", "HostedWorker", "bin", Configuration, "net10.0", "HostedWorker.dll");
-            Assert.True(File.Exists(assembly), $"examples/HostedWorker is not built: {assembly}");
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            start.ArgumentList.Add("exec");
-            start.ArgumentList.Add(assembly);
-            foreach (var (name, value) in environment)
-            {
-                start.Environment[name] = value;
-            }
-
-            var process = new Process { StartInfo = start };
-            var example = new ExampleProcess(process);
-            process.OutputDataReceived += (_, e) => Append(example._output, e.Data);
-            process.ErrorDataReceived += (_, e) => Append(example._error, e.Data);
-            process.Start();
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            return example;
-        }
-
-        public async Task<int> WaitForExitAsync(TimeSpan timeout)
-        {
-            using var cts = new CancellationTokenSource(timeout);
-            try
-            {
-                await _process.WaitForExitAsync(cts.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                _process.Kill(entireProcessTree: true);
-                Assert.Fail($"HostedWorker did not exit within {timeout}.\nstdout:\n{Output}\nstderr:\n{Error}");
-            }
-
-            _process.WaitForExit();
-            return _process.ExitCode;
-        }
-
-        public async Task WaitForOutputAsync(string text, TimeSpan timeout)
-        {
-            var stopwatch = Stopwatch.StartNew();
-            while (!Output.Contains(text, StringComparison.Ordinal))
-            {
-                Assert.False(_process.HasExited, $"HostedWorker exited before printing '{text}'.\nstdout:\n{Output}\nstderr:\n{Error}");
-                Assert.True(stopwatch.Elapsed < timeout, $"'{text}' was not printed within {timeout}.\nstdout:\n{Output}\nstderr:\n{Error}");
-                await Task.Delay(50);
-            }
-        }
-
-        public void Signal(string signal)
-        {
-            using var kill = Process.Start("kill", [$"-{signal}", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-            kill?.WaitForExit();
-        }
-
-        public void Dispose()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit();
-            }
-
-            _process.Dispose();
-        }
+        throw new InvalidOperationException($"no Conveyor.slnx above {AppContext.BaseDirectory}");
+    }
 
 #if DEBUG
-        private const string Configuration = "Debug";
+    private const string Configuration = "Debug";
 #else
-        private const string Configuration = "Release";
+    private const string Configuration = "Release";
 #endif
-
-        private static void Append(StringBuilder buffer, string? line)
-        {
-            if (line is null)
-            {
-                return;
-            }
-
-            lock (buffer)
-            {
-                buffer.AppendLine(line);
-            }
-        }
-
-        private static string RepositoryRoot()
-        {
-            for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-            {
-                if (File.Exists(Path.Combine(directory.FullName, "Conveyor.slnx")))
-                {
-                    return directory.FullName;
-                }
-            }
-
-            throw new InvalidOperationException($"no Conveyor.slnx above {AppContext.BaseDirectory}");
-        }
-    }
 }

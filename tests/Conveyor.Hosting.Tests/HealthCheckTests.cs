@@ -20,7 +20,7 @@ public sealed class HealthCheckTests
     public async Task AddConveyor_RealRedis_BothChecksHealthy()
     {
         var report = await CheckAsync(
-            new() { ["Conveyor:Broker"] = TestServers.RedisUrl, ["Conveyor:DefaultQueue"] = HostBuilders.UniqueQueue("health") },
+            new() { ["Conveyor:Broker"] = RedisTestServer.Url, ["Conveyor:DefaultQueue"] = HostBuilders.UniqueQueue("health") },
             c => c.UseRedis());
 
         Assert.Equal(HealthStatus.Healthy, report.Status);
@@ -34,7 +34,7 @@ public sealed class HealthCheckTests
             new()
             {
                 ["Conveyor:Broker"] = TestServers.AmqpUrl,
-                ["Conveyor:ResultBackend"] = TestServers.RedisUrl,
+                ["Conveyor:ResultBackend"] = RedisTestServer.Url,
                 ["Conveyor:DefaultQueue"] = HostBuilders.UniqueQueue("health"),
             },
             c => c.UseRabbitMq().UseRedis());

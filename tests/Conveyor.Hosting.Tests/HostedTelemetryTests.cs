@@ -56,8 +56,8 @@ public sealed class HostedTelemetryTests
     /// <summary>Two started hosts on one Redis and one queue; spans from both tracer providers, de-duplicated.</summary>
     private sealed class HostPair : IAsyncDisposable
     {
-        private readonly List<Activity> _producerSpans = [];
-        private readonly List<Activity> _workerSpans = [];
+        private readonly LockedCollection<Activity> _producerSpans = new();
+        private readonly LockedCollection<Activity> _workerSpans = new();
         private IHost? _producer;
         private IHost? _worker;
 
@@ -79,15 +79,8 @@ public sealed class HostedTelemetryTests
             var stopwatch = Stopwatch.StartNew();
             while (true)
             {
-                List<Activity> found;
-                lock (_producerSpans)
-                {
-                    lock (_workerSpans)
-                    {
-                        // In one test process both providers see every span; a span id says which are the same.
-                        found = [.. _producerSpans.Concat(_workerSpans).Where(match).DistinctBy(s => s.SpanId)];
-                    }
-                }
+                // In one test process both providers see every span; a span id says which are the same.
+                List<Activity> found = [.. _producerSpans.Snapshot().Concat(_workerSpans.Snapshot()).Where(match).DistinctBy(s => s.SpanId)];
 
                 if (found.Count >= expected)
                 {
@@ -111,11 +104,11 @@ public sealed class HostedTelemetryTests
             }
         }
 
-        private static IHost Build(string queue, List<Activity> spans, bool worker)
+        private static IHost Build(string queue, LockedCollection<Activity> spans, bool worker)
         {
             var builder = HostBuilders.Create(new Dictionary<string, string?>
             {
-                ["Conveyor:Broker"] = TestServers.RedisUrl,
+                ["Conveyor:Broker"] = RedisTestServer.Url,
                 ["Conveyor:DefaultQueue"] = queue,
             });
             builder.Services.AddConveyor(c =>
@@ -133,75 +126,8 @@ public sealed class HostedTelemetryTests
                 builder.Services.AddConveyorWorker();
             }
 
-            builder.Services.AddOpenTelemetry().WithTracing(t => t.AddConveyorInstrumentation().AddInMemoryExporter(new LockedList(spans)));
+            builder.Services.AddOpenTelemetry().WithTracing(t => t.AddConveyorInstrumentation().AddInMemoryExporter(spans));
             return builder.Build();
         }
-    }
-
-    /// <summary>The exporter adds from worker threads while the test reads.</summary>
-    private sealed class LockedList(List<Activity> inner) : ICollection<Activity>
-    {
-        public int Count
-        {
-            get
-            {
-                lock (inner)
-                {
-                    return inner.Count;
-                }
-            }
-        }
-
-        public bool IsReadOnly => false;
-
-        public void Add(Activity item)
-        {
-            lock (inner)
-            {
-                inner.Add(item);
-            }
-        }
-
-        public void Clear()
-        {
-            lock (inner)
-            {
-                inner.Clear();
-            }
-        }
-
-        public bool Contains(Activity item)
-        {
-            lock (inner)
-            {
-                return inner.Contains(item);
-            }
-        }
-
-        public void CopyTo(Activity[] array, int arrayIndex)
-        {
-            lock (inner)
-            {
-                inner.CopyTo(array, arrayIndex);
-            }
-        }
-
-        public bool Remove(Activity item)
-        {
-            lock (inner)
-            {
-                return inner.Remove(item);
-            }
-        }
-
-        public IEnumerator<Activity> GetEnumerator()
-        {
-            lock (inner)
-            {
-                return inner.ToList().GetEnumerator();
-            }
-        }
-
-        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 }

@@ -1,15 +1,12 @@
 namespace Conveyor.Hosting.Tests;
 
 /// <summary>
-/// The servers the host tests use: <c>CONVEYOR_TEST_REDIS</c> (host:port) and <c>CONVEYOR_TEST_AMQP</c> (amqp:// URL),
-/// set by <c>scripts/test.sh</c> after it starts private servers. Missing → the test fails saying so, never skips.
+/// The RabbitMQ the host tests use: <c>CONVEYOR_TEST_AMQP</c> (amqp:// URL), set by <c>scripts/test.sh</c> after it
+/// starts a private node (Redis: <see cref="RedisTestServer"/>). Missing → the test fails saying so, never skips.
 /// </summary>
 internal static class TestServers
 {
-    public const string RedisVariable = "CONVEYOR_TEST_REDIS";
     public const string AmqpVariable = "CONVEYOR_TEST_AMQP";
-
-    public static string RedisUrl => "redis://" + Require(RedisVariable, "127.0.0.1:PORT");
 
     public static string AmqpUrl => Require(AmqpVariable, "amqp://guest:guest@127.0.0.1:PORT/");
 

@@ -85,7 +85,7 @@ public class RabbitMqProviderFactory : IConveyorProviderFactory
 /// <summary>The RabbitMQ broker with the Redis result backend (the seed's own example: amqp:// broker, redis:// backend).</summary>
 public sealed class RabbitMqRedisProviderFactory : RabbitMqProviderFactory
 {
-    private readonly Lazy<Task<ConnectionMultiplexer>> _multiplexer = new(TestServers.ConnectRedisAsync);
+    private readonly Lazy<Task<ConnectionMultiplexer>> _multiplexer = new(() => RedisTestServer.ConnectAsync());
 
     public RedisConveyorOptions RedisOptions { get; } = new()
     {

@@ -1,18 +1,15 @@
 using RabbitMQ.Client;
-using StackExchange.Redis;
 
 namespace Conveyor.RabbitMQ.Tests;
 
 /// <summary>
-/// The servers the tests run against: <c>CONVEYOR_TEST_AMQP</c> (an amqp:// URI) and, for the Redis backend,
-/// <c>CONVEYOR_TEST_REDIS</c> (host:port), both set by <c>scripts/test.sh</c> after it starts private servers. A missing
-/// variable or a server that does not answer fails the tests with a message that says so: a skip would let a broken
-/// setup pass.
+/// The RabbitMQ the tests run against: <c>CONVEYOR_TEST_AMQP</c> (an amqp:// URI), set by <c>scripts/test.sh</c> after
+/// it starts a private node (the Redis backend's server: <see cref="RedisTestServer"/>). A missing variable or a server
+/// that does not answer fails the tests with a message that says so: a skip would let a broken setup pass.
 /// </summary>
 internal static class TestServers
 {
     public const string AmqpVariable = "CONVEYOR_TEST_AMQP";
-    public const string RedisVariable = "CONVEYOR_TEST_REDIS";
 
     public static Uri AmqpUrl =>
         Environment.GetEnvironmentVariable(AmqpVariable) is { Length: > 0 } url
@@ -20,13 +17,6 @@ internal static class TestServers
             : throw new InvalidOperationException(
                 $"{AmqpVariable} is not set: the RabbitMQ tests need a RabbitMQ server. Run them through `bash scripts/test.sh` (it installs and starts one), " +
                 $"or start one yourself and set {AmqpVariable}=amqp://guest:guest@127.0.0.1:PORT/.");
-
-    public static string RedisAddress =>
-        Environment.GetEnvironmentVariable(RedisVariable) is { Length: > 0 } address
-            ? address
-            : throw new InvalidOperationException(
-                $"{RedisVariable} is not set: the RabbitMQ + Redis backend tests need a Redis server. Run them through `bash scripts/test.sh`, " +
-                $"or start one yourself and set {RedisVariable}=127.0.0.1:PORT.");
 
     /// <summary>Options for a broker on the test server, on an exchange of its own.</summary>
     public static RabbitMqBrokerOptions BrokerOptions(string exchange)
@@ -63,23 +53,5 @@ internal static class TestServers
     public static async Task EnsureAmqpAsync()
     {
         await using var connection = await ConnectRawAsync();
-    }
-
-    public static async Task<ConnectionMultiplexer> ConnectRedisAsync()
-    {
-        var address = RedisAddress;
-        var options = ConfigurationOptions.Parse(address);
-        options.AbortOnConnectFail = true;
-        options.ConnectTimeout = 5000;
-        try
-        {
-            return await ConnectionMultiplexer.ConnectAsync(options);
-        }
-        catch (RedisConnectionException ex)
-        {
-            throw new InvalidOperationException(
-                $"{RedisVariable}={address}, but no Redis answers there ({ex.Message}). Run the tests through `bash scripts/test.sh`, or start redis-server on that address.",
-                ex);
-        }
     }
 }
