@@ -17,26 +17,34 @@ internal static class RedisConnections
     public static async ValueTask<IBroker> OpenBrokerAsync(string url, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
     {
         var connection = await AcquireAsync(url, cancellationToken).ConfigureAwait(false);
-        var broker = new RedisBroker(connection.Multiplexer, new RedisConveyorOptions(), loggerFactory: loggerFactory);
+        var broker = new RedisBroker(connection.Multiplexer, Options(url), loggerFactory: loggerFactory);
         return new OwnedBroker(broker, connection);
     }
 
     public static async ValueTask<IResultBackend> OpenBackendAsync(string url, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
     {
         var connection = await AcquireAsync(url, cancellationToken).ConfigureAwait(false);
-        var backend = new RedisResultBackend(connection.Multiplexer, new RedisConveyorOptions(), loggerFactory: loggerFactory);
+        var backend = new RedisResultBackend(connection.Multiplexer, Options(url), loggerFactory: loggerFactory);
         return new OwnedBackend(backend, connection);
     }
 
     public static async ValueTask<LockHandle> OpenLockAsync(string url, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
     {
         var connection = await AcquireAsync(url, cancellationToken).ConfigureAwait(false);
-        return new LockHandle(new RedisDistributedLock(connection.Multiplexer, new RedisConveyorOptions(), loggerFactory: loggerFactory), new ConnectionRelease(connection));
+        return new LockHandle(new RedisDistributedLock(connection.Multiplexer, Options(url), loggerFactory: loggerFactory), new ConnectionRelease(connection));
     }
 
     private sealed class ConnectionRelease(SharedConnection connection) : IAsyncDisposable
     {
         public ValueTask DisposeAsync() => connection.ReleaseAsync();
+    }
+
+    // The URL's query settings (?visibility_timeout=10&key_prefix=…), already checked when the connection was opened.
+    private static RedisConveyorOptions Options(string url)
+    {
+        var options = new RedisConveyorOptions();
+        RedisUrl.ApplyOptions(url, options);
+        return options;
     }
 
     private static async Task<SharedConnection> AcquireAsync(string url, CancellationToken cancellationToken)

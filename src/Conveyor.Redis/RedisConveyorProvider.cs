@@ -36,13 +36,13 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
     }
 
     public IBroker CreateBroker(string url, IServiceProvider services) =>
-        new RedisBroker(Connect(url), Options(), services.GetService<TimeProvider>(), services.GetService<ILoggerFactory>());
+        new RedisBroker(Connect(url), Options(url), services.GetService<TimeProvider>(), services.GetService<ILoggerFactory>());
 
     public IResultBackend CreateResultBackend(string url, IServiceProvider services) =>
-        new RedisResultBackend(Connect(url), Options(), services.GetService<TimeProvider>(), services.GetService<ILoggerFactory>());
+        new RedisResultBackend(Connect(url), Options(url), services.GetService<TimeProvider>(), services.GetService<ILoggerFactory>());
 
     public IDistributedLock CreateLock(string url, IServiceProvider services) =>
-        new RedisDistributedLock(Connect(url), Options(), services.GetService<TimeProvider>(), services.GetService<ILoggerFactory>());
+        new RedisDistributedLock(Connect(url), Options(url), services.GetService<TimeProvider>(), services.GetService<ILoggerFactory>());
 
     public async ValueTask DisposeAsync()
     {
@@ -62,27 +62,31 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
 
     private ConnectionMultiplexer Connect(string url)
     {
+        // URLs that differ only in Conveyor's query settings share a connection.
+        var key = RedisUrl.ConnectionPart(url);
         lock (_gate)
         {
-            if (!_connections.TryGetValue(url, out var connection))
+            if (!_connections.TryGetValue(key, out var connection))
             {
-                var configuration = RedisUrl.Parse(url);
+                var configuration = RedisUrl.Parse(key);
 
                 // A host must start even while Redis is down (it reconnects in the background; health checks say
                 // so), unlike the CLI, which fails at once.
                 configuration.AbortOnConnectFail = false;
                 configuration.ClientName ??= $"conveyor-{Environment.ProcessId}";
                 connection = ConnectionMultiplexer.Connect(configuration);
-                _connections[url] = connection;
+                _connections[key] = connection;
             }
 
             return connection;
         }
     }
 
-    private RedisConveyorOptions Options()
+    // The URL's query settings first, then code (UseRedis's configure).
+    private RedisConveyorOptions Options(string url)
     {
         var options = new RedisConveyorOptions();
+        RedisUrl.ApplyOptions(url, options);
         foreach (var action in configure)
         {
             action.Configure(options);

@@ -21,7 +21,7 @@ public static class RedisUrl
     /// small concurrent calls, and on a small machine the hand-offs between the two pools cost about a fifth of the
     /// worker's CPU (measured with <c>conveyor bench</c> on 2 cores).
     /// </remarks>
-    /// <param name="url">The URL.</param>
+    /// <param name="url">The URL; its query (see <see cref="ApplyOptions"/>) is checked, not applied.</param>
     /// <returns>Configuration for <see cref="ConnectionMultiplexer.ConnectAsync(ConfigurationOptions, TextWriter?)"/>.</returns>
     /// <exception cref="FormatException">The URL is not one of these forms.</exception>
     public static ConfigurationOptions Parse(string url)
@@ -41,9 +41,17 @@ public static class RedisUrl
         }
 
         var rest = url[(separator + 3)..];
-        if (rest.Contains('?', StringComparison.Ordinal) || rest.Contains('#', StringComparison.Ordinal))
+        var query = rest.IndexOf('?', StringComparison.Ordinal);
+        if (query >= 0)
         {
-            throw new FormatException($"'{url}': query parameters are not supported; set RedisConveyorOptions in code instead.");
+            // Conveyor's own settings: checked here so that a typo fails at once; applied by ApplyOptions.
+            ApplyOptions(url, new RedisConveyorOptions());
+            rest = rest[..query];
+        }
+
+        if (rest.Contains('#', StringComparison.Ordinal))
+        {
+            throw new FormatException($"'{url}': a Redis URL has no fragment.");
         }
 
         var options = new ConfigurationOptions { Ssl = scheme == "rediss", SocketManager = SocketManager.ThreadPool };
@@ -121,6 +129,56 @@ public static class RedisUrl
 
         return options;
     }
+
+    /// <summary>
+    /// Applies the settings in a URL's query to <paramref name="options"/>:
+    /// <c>?visibility_timeout=10&amp;heartbeat_interval=2&amp;result_ttl=3600</c> (seconds) and <c>key_prefix=app1:</c>.
+    /// A URL without a query changes nothing.
+    /// </summary>
+    /// <param name="url">The URL.</param>
+    /// <param name="options">The options to change.</param>
+    /// <exception cref="FormatException">An unknown setting, or a value that is not a positive number of seconds.</exception>
+    public static void ApplyOptions(string url, RedisConveyorOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        ArgumentNullException.ThrowIfNull(options);
+        var query = url.IndexOf('?', StringComparison.Ordinal);
+        if (query < 0)
+        {
+            return;
+        }
+
+        foreach (var pair in url[(query + 1)..].Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var equals = pair.IndexOf('=', StringComparison.Ordinal);
+            var name = equals < 0 ? pair : pair[..equals];
+            var value = Uri.UnescapeDataString(equals < 0 ? string.Empty : pair[(equals + 1)..]);
+            switch (name)
+            {
+                case "visibility_timeout": options.VisibilityTimeout = Seconds(url, name, value); break;
+                case "heartbeat_interval": options.HeartbeatInterval = Seconds(url, name, value); break;
+                case "result_ttl": options.ResultTtl = Seconds(url, name, value); break;
+                case "key_prefix": options.KeyPrefix = value; break;
+                default:
+                    throw new FormatException($"'{url[..query]}': unknown option '{name}'; use visibility_timeout, heartbeat_interval, result_ttl (seconds) or key_prefix");
+            }
+        }
+    }
+
+    /// <summary>The URL without its query: what the connection depends on.</summary>
+    /// <param name="url">The URL.</param>
+    /// <returns>The part before <c>?</c>.</returns>
+    public static string ConnectionPart(string url)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        var query = url.IndexOf('?', StringComparison.Ordinal);
+        return query < 0 ? url : url[..query];
+    }
+
+    private static TimeSpan Seconds(string url, string name, string value) =>
+        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds > 0 && seconds < TimeSpan.MaxValue.TotalSeconds
+            ? TimeSpan.FromSeconds(seconds)
+            : throw new FormatException($"'{ConnectionPart(url)}': option '{name}' needs a positive number of seconds, not '{value}'");
 
     private static EndPoint ParseEndPoint(string host, int defaultPort, string url)
     {

@@ -75,6 +75,7 @@ public sealed class AddConveyorTests
     [InlineData("kafka://localhost:9092", "Conveyor:Broker: no provider for 'kafka://localhost:9092'")]
     [InlineData("redis://localhost:notaport", "Conveyor:Broker:")]
     [InlineData("sqlite://", "Conveyor:Broker: 'sqlite://' names no database file")]
+    [InlineData("redis://localhost:6379?visibility=5", "Conveyor:Broker: 'redis://localhost:6379': unknown option 'visibility'")]
     public async Task StartAsync_BadBroker_FailsWithOneLineNamingTheSetting(string broker, string expected)
     {
         var builder = HostBuilders.Create(new Dictionary<string, string?> { ["Conveyor:Broker"] = broker });

@@ -105,6 +105,35 @@ public sealed class RedisUrlTests
     }
 
     [Fact]
+    public void Parse_ConveyorQuerySettings_ConnectionIgnoresThemAndApplyOptionsSetsThem()
+    {
+        const string Url = "redis://127.0.0.1:6390/2?visibility_timeout=7.5&heartbeat_interval=2&result_ttl=600&key_prefix=app1%3A";
+        var connection = RedisUrl.Parse(Url);
+        var options = new RedisConveyorOptions();
+        RedisUrl.ApplyOptions(Url, options);
+
+        Assert.Equal(2, connection.DefaultDatabase);
+        Assert.Equal("127.0.0.1:6390", connection.EndPoints.Single().ToString());
+        Assert.Equal(TimeSpan.FromSeconds(7.5), options.VisibilityTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(2), options.HeartbeatInterval);
+        Assert.Equal(TimeSpan.FromMinutes(10), options.ResultTtl);
+        Assert.Equal("app1:", options.KeyPrefix);
+        Assert.Equal("redis://127.0.0.1:6390/2", RedisUrl.ConnectionPart(Url));
+    }
+
+    [Theory]
+    [InlineData("redis://h:1?visibility_timeout=0", "option 'visibility_timeout' needs a positive number of seconds, not '0'")]
+    [InlineData("redis://h:1?result_ttl=soon", "option 'result_ttl' needs a positive number of seconds, not 'soon'")]
+    [InlineData("redis://h:1?ssl=true", "unknown option 'ssl'")]
+    public void ApplyOptions_BadSetting_ThrowsNamingIt(string url, string expected)
+    {
+        var error = Assert.Throws<FormatException>(() => RedisUrl.ApplyOptions(url, new RedisConveyorOptions()));
+
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.StartsWith("'redis://h:1'", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Options_HeartbeatNotShorterThanVisibility_IsRejectedByTheConstructor_WhichDoesNoIo()
     {
         var multiplexer = System.Reflection.DispatchProxy.Create<IConnectionMultiplexer, NoIoProxy>();
