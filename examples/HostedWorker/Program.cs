@@ -24,6 +24,10 @@ builder.Services.AddConveyor(conveyor => conveyor
     .AddTask("concat", (params string[] parts) => string.Concat(parts))
     .AddTaskHandler<SendWelcomeEmail>("send_welcome_email"));
 builder.Services.AddConveyorWorker();
+
+// The host stops waiting for hosted services after ShutdownTimeout (30 s by default): leave the worker its grace
+// period (Conveyor:Worker:ShutdownGracePeriod, 20 s here) plus time to hand unfinished messages back.
+builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(25));
 builder.Services.AddScoped<Mailbox>();
 builder.Services.AddHealthChecks().AddConveyor();
 builder.Services.AddHostedService<HealthReporter>();
