@@ -28,15 +28,19 @@ public sealed class MachineryInteropTests(MachineryLayoutFactory factory) : ICla
         registry.Register("wire_types", (string s, long i, double f, bool b, string[] list) =>
             (s.ToUpperInvariant(), i + 1, f * 2, !b, list.Append("z").ToArray()));
 
+    /// <summary>machinery's captured message for the wire-types task, with a fresh id, routed to the test's queue.</summary>
+    private static string GoMessage(string id, string queue) =>
+        WireSamples.Redis("broker_task_wire_types.raw.json")
+            .Replace(SampleTaskId, id, StringComparison.Ordinal)
+            .Replace("\"RoutingKey\":\"machinery_wire\"", $"\"RoutingKey\":\"{queue}\"", StringComparison.Ordinal);
+
     [Fact]
     public async Task GoProducedTask_RpushedWithExactBytes_RunsAndItsStateReadsAsMachineryWritesIt()
     {
         await using var t = await ConveyorTestContext.CreateAsync(factory);
         var db = (await factory.MultiplexerAsync()).GetDatabase();
         var id = "task_" + Guid.NewGuid();
-        var message = WireSamples.Redis("broker_task_wire_types.raw.json")
-            .Replace(SampleTaskId, id, StringComparison.Ordinal)
-            .Replace("\"RoutingKey\":\"machinery_wire\"", $"\"RoutingKey\":\"{t.Queue}\"", StringComparison.Ordinal);
+        var message = GoMessage(id, t.Queue);
         var pending = WireSamples.Redis("state_PENDING_wire_types.raw.json").Replace(SampleTaskId, id, StringComparison.Ordinal);
         var expected = WireSamples.Redis("state_SUCCESS_wire_types.raw.json").Replace(SampleTaskId, id, StringComparison.Ordinal);
 
@@ -62,9 +66,7 @@ public sealed class MachineryInteropTests(MachineryLayoutFactory factory) : ICla
         await using var t = await ConveyorTestContext.CreateAsync(factory);
         var db = (await factory.MultiplexerAsync()).GetDatabase();
         var id = "task_" + Guid.NewGuid();
-        var message = WireSamples.Redis("broker_task_wire_types.raw.json")
-            .Replace(SampleTaskId, id, StringComparison.Ordinal)
-            .Replace("\"RoutingKey\":\"machinery_wire\"", $"\"RoutingKey\":\"{t.Queue}\"", StringComparison.Ordinal);
+        var message = GoMessage(id, t.Queue);
         await db.ListRightPushAsync(t.Queue, Encoding.UTF8.GetBytes(message));
         RegisterWireTypes(t.Registry);
         await t.StartWorkerAsync();
