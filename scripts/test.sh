@@ -5,6 +5,9 @@
 #  2. Starts one private Redis and one private RabbitMQ node on loopback, on free ports, with all their
 #     state in a temp dir; a system-wide Redis/RabbitMQ (if any) is never touched.
 #  3. Exports CONVEYOR_TEST_REDIS=127.0.0.1:PORT and CONVEYOR_TEST_AMQP=amqp://guest:guest@127.0.0.1:PORT/
+#     Also starts the local AWS emulators from tests/emulators (npm ci from its lock file when needed; Node.js is
+#     installed with apt-get when missing): fauxqs for SQS and dynalite for DynamoDB, on loopback, and exports
+#     CONVEYOR_TEST_SQS=http://127.0.0.1:PORT and CONVEYOR_TEST_DYNAMODB=http://127.0.0.1:PORT.
 #  4. Runs `dotnet test Conveyor.slnx -c Release` with TRX + console loggers.
 #  5. Sums the TRX counters and prints one closing line: `tests: N passed, N failed[, N skipped]`.
 #  6. Stops both servers on exit (trap), whatever happened.
@@ -13,6 +16,8 @@
 #   CONVEYOR_TEST_FILTER       passed to `dotnet test --filter`
 #   CONVEYOR_TEST_REDIS        host:port of a Redis you run yourself: no Redis is installed/started
 #   CONVEYOR_TEST_AMQP         amqp:// URI of a RabbitMQ you run yourself: no RabbitMQ is installed/started
+#   CONVEYOR_TEST_SQS          endpoint of an SQS emulator you run yourself: no fauxqs is started
+#   CONVEYOR_TEST_DYNAMODB     endpoint of a DynamoDB emulator you run yourself: no dynalite is started
 #   CONVEYOR_TEST_SOLUTION     solution to test (default Conveyor.slnx)
 #   CONVEYOR_TEST_RESULTS_DIR  where TRX files go (default artifacts/test-results; emptied first)
 #   CONVEYOR_TEST_KEEP_TMP=1   keep the servers' temp dir (data + logs) after the run
@@ -35,6 +40,9 @@ CREATED_POLICY_RC=0
 REDIS_PID="" REDIS_PORT=""
 RABBIT_PID="" RABBIT_NODE="" RABBIT_PORT="" RABBIT_LOG="" RABBIT_PID_FILE="" RABBIT_T0=""
 EPMD_PID=""
+FAUXQS_PID="" DYNALITE_PID=""
+EMULATORS_DIR="$ROOT/tests/emulators"
+SERVICE_TIMEOUT_EMULATOR=30
 DOTNET_PID=""
 RMQ_ENV=()
 TEST_RC=0
@@ -128,6 +136,9 @@ install_packages() {
     fi
     if [[ -z "${CONVEYOR_TEST_AMQP:-}" ]] && [[ ! -x "$RABBIT_BIN/rabbitmq-server" || ! -x "$RABBIT_BIN/rabbitmqctl" ]]; then
         missing+=(rabbitmq-server)
+    fi
+    if [[ -z "${CONVEYOR_TEST_SQS:-}" || -z "${CONVEYOR_TEST_DYNAMODB:-}" ]] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+        missing+=(nodejs npm)
     fi
     ((${#missing[@]})) || return 0
 
@@ -324,6 +335,85 @@ stop_rabbitmq() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# AWS emulators (fauxqs for SQS, dynalite for DynamoDB), from tests/emulators' lock file
+# ---------------------------------------------------------------------------------------------
+
+install_emulators() {
+    command -v node >/dev/null 2>&1 || die "node is not on PATH: the SQS and DynamoDB tests need Node.js 20+ (apt-get install nodejs npm)"
+    local stamp="$EMULATORS_DIR/node_modules/.package-lock.json"
+    if [[ -f "$stamp" && ! "$EMULATORS_DIR/package-lock.json" -nt "$stamp" \
+          && -f "$EMULATORS_DIR/node_modules/fauxqs/package.json" && -f "$EMULATORS_DIR/node_modules/dynalite/cli.js" ]]; then
+        return 0
+    fi
+    log "installing the AWS emulators (npm ci in tests/emulators)..."
+    local t0; t0="$(now)"
+    (cd "$EMULATORS_DIR" && npm ci --no-audit --no-fund --loglevel=error </dev/null >&2) \
+        || die "npm ci failed in $EMULATORS_DIR (the emulators come from the npm registry)"
+    log "installed the AWS emulators in $(elapsed "$t0")s"
+}
+
+# wait_http NAME PID URL TARGET LOG: until a POST of {} with X-Amz-Target TARGET gets a 200.
+wait_http() {
+    local name="$1" pid="$2" url="$3" target="$4" logfile="$5" deadline=$((SECONDS + SERVICE_TIMEOUT_EMULATOR))
+    # shellcheck disable=SC2016
+    local probe='fetch(process.argv[1], { method: "POST", body: "{}", headers: { "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": process.argv[2],
+        "Authorization": "AWS4-HMAC-SHA256 Credential=conveyor/20260101/us-east-1/x/aws4_request, SignedHeaders=host, Signature=0", "X-Amz-Date": "20260101T000000Z" } })
+        .then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))'
+    until node -e "$probe" "$url" "$target" </dev/null >/dev/null 2>&1; do
+        if ! alive "$pid"; then
+            KEEP_TMP=1
+            tail -n 30 "$logfile" >&2 || true
+            die "$name exited during startup; see $logfile"
+        fi
+        if ((SECONDS >= deadline)); then
+            KEEP_TMP=1
+            tail -n 30 "$logfile" >&2 || true
+            die "$name did not answer on $url within ${SERVICE_TIMEOUT_EMULATOR}s; see $logfile"
+        fi
+        sleep 0.2
+    done
+}
+
+start_emulators() {
+    local need_sqs=0 need_dynamo=0 dir="$WORK_DIR/emulators" t0 sqs_port dynamo_port
+    [[ -z "${CONVEYOR_TEST_SQS:-}" ]] && need_sqs=1
+    [[ -z "${CONVEYOR_TEST_DYNAMODB:-}" ]] && need_dynamo=1
+    ((need_sqs)) || log "using the caller's SQS endpoint at $CONVEYOR_TEST_SQS"
+    ((need_dynamo)) || log "using the caller's DynamoDB endpoint at $CONVEYOR_TEST_DYNAMODB"
+    ((need_sqs || need_dynamo)) || return 0
+    install_emulators
+    t0="$(now)"
+    mkdir -p "$dir"
+    read -r sqs_port dynamo_port < <(free_ports 2) || true
+    [[ -n "$dynamo_port" ]] || die "found no free TCP ports for the AWS emulators"
+    if ((need_sqs)); then
+        FAUXQS_PORT="$sqs_port" node "$EMULATORS_DIR/fauxqs.mjs" </dev/null >"$dir/fauxqs.log" 2>&1 &
+        FAUXQS_PID=$!
+    fi
+    if ((need_dynamo)); then
+        node "$EMULATORS_DIR/node_modules/dynalite/cli.js" --host 127.0.0.1 --port "$dynamo_port" \
+            --createTableMs 0 --deleteTableMs 0 --updateTableMs 0 </dev/null >"$dir/dynalite.log" 2>&1 &
+        DYNALITE_PID=$!
+    fi
+    if ((need_sqs)); then
+        wait_http fauxqs "$FAUXQS_PID" "http://127.0.0.1:$sqs_port/" AmazonSQS.ListQueues "$dir/fauxqs.log"
+        export CONVEYOR_TEST_SQS="http://127.0.0.1:$sqs_port"
+        log "fauxqs (SQS) ready on $CONVEYOR_TEST_SQS (pid $FAUXQS_PID)"
+    fi
+    if ((need_dynamo)); then
+        wait_http dynalite "$DYNALITE_PID" "http://127.0.0.1:$dynamo_port/" DynamoDB_20120810.ListTables "$dir/dynalite.log"
+        export CONVEYOR_TEST_DYNAMODB="http://127.0.0.1:$dynamo_port"
+        log "dynalite (DynamoDB) ready on $CONVEYOR_TEST_DYNAMODB (pid $DYNALITE_PID)"
+    fi
+    log "AWS emulators ready in $(elapsed "$t0")s"
+}
+
+stop_emulators() {
+    if [[ -n "$FAUXQS_PID" ]]; then stop_pid "$FAUXQS_PID" fauxqs 5; FAUXQS_PID=""; fi
+    if [[ -n "$DYNALITE_PID" ]]; then stop_pid "$DYNALITE_PID" dynalite 5; DYNALITE_PID=""; fi
+}
+
+# ---------------------------------------------------------------------------------------------
 # Lifecycle
 # ---------------------------------------------------------------------------------------------
 
@@ -347,10 +437,11 @@ stop_tree() {
 }
 
 stop_services() {
-    [[ -n "$REDIS_PID$RABBIT_PID$EPMD_PID" ]] || return 0
+    [[ -n "$REDIS_PID$RABBIT_PID$EPMD_PID$FAUXQS_PID$DYNALITE_PID" ]] || return 0
     local t0; t0="$(now)"
     stop_redis || true
     stop_rabbitmq || true
+    stop_emulators || true
     log "services stopped in $(elapsed "$t0")s"
 }
 
@@ -374,17 +465,19 @@ cleanup() {
 }
 
 start_services() {
-    local need_redis=0 need_rabbit=0
+    local need_redis=0 need_rabbit=0 need_aws=0
     [[ -z "${CONVEYOR_TEST_REDIS:-}" ]] && need_redis=1
     [[ -z "${CONVEYOR_TEST_AMQP:-}" ]] && need_rabbit=1
+    [[ -z "${CONVEYOR_TEST_SQS:-}" || -z "${CONVEYOR_TEST_DYNAMODB:-}" ]] && need_aws=1
     ((need_redis)) || log "using the caller's Redis at $CONVEYOR_TEST_REDIS"
     ((need_rabbit)) || log "using the caller's RabbitMQ at $CONVEYOR_TEST_AMQP"
-    ((need_redis || need_rabbit)) || return 0
+    ((need_redis || need_rabbit || need_aws)) || return 0
 
     install_packages
     WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/conveyor-test.XXXXXX")"
     ((need_rabbit)) && start_rabbitmq
     ((need_redis)) && start_redis
+    ((need_aws)) && start_emulators
     ((need_rabbit)) && wait_for_rabbitmq
     return 0
 }

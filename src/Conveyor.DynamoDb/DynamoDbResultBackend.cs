@@ -1,0 +1,478 @@
+using Amazon;
+using Amazon.DynamoDBv2;
+using Amazon.DynamoDBv2.Model;
+using Conveyor.DynamoDb.Internal;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using static Conveyor.DynamoDb.Internal.DynamoItems;
+
+namespace Conveyor.DynamoDb;
+
+/// <summary>
+/// A result backend on Amazon DynamoDB with Go machinery's tables and attributes (<c>v2/backends/dynamodb</c>), so
+/// machinery and Conveyor read each other's states and group metas.
+/// </summary>
+/// <remarks>
+/// <para>
+/// A state is written in one <c>UpdateItem</c> that keeps the first <c>CreatedAt</c> and <c>TaskName</c>
+/// (<c>if_not_exists</c>) and sets <c>TTL</c> to now plus <see cref="DynamoDbBackendOptions.ResultTtl"/>; DynamoDB's
+/// time to live on <c>TTL</c> removes expired items. Reads are strongly consistent; several states are read with
+/// <c>BatchGetItem</c>.
+/// </para>
+/// <para>
+/// The chord counter is one conditional <c>UpdateItem</c> per member on the group's item: it adds the member to a map
+/// only if it is not there yet and increments the counts in the same write, so a redelivered member is counted once
+/// and exactly one member sees the group complete, without a lock (machinery locks the group meta and reads every
+/// member's state). A group holds a few thousand members at most (DynamoDB's 400 KB item limit).
+/// </para>
+/// <para>
+/// DynamoDB pushes no changes: <see cref="WaitForChangeAsync"/> reads the state after 10 ms, then at doubling
+/// intervals up to <see cref="DynamoDbBackendOptions.MaxPollInterval"/> (200 ms), so a result is seen at most that long
+/// (plus a round trip) after it is written.
+/// </para>
+/// </remarks>
+public sealed class DynamoDbResultBackend : IResultBackend
+{
+    private static readonly TimeSpan FirstPoll = TimeSpan.FromMilliseconds(10);
+    private readonly DynamoDbBackendOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly bool _ownsClient;
+    private Lazy<Task> _tables;
+    private int _disposed;
+
+    /// <summary>Creates a backend. Nothing is sent to DynamoDB until the first call.</summary>
+    /// <param name="options">The settings.</param>
+    /// <param name="timeProvider">The clock for expiry times and polling; the system clock when <see langword="null"/>.</param>
+    /// <param name="loggerFactory">Logging; none when <see langword="null"/>.</param>
+    public DynamoDbResultBackend(DynamoDbBackendOptions options, TimeProvider? timeProvider = null, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+        _time = timeProvider ?? TimeProvider.System;
+        _logger = (ILogger?)loggerFactory?.CreateLogger<DynamoDbResultBackend>() ?? NullLogger.Instance;
+        if (options.Client is { } client)
+        {
+            Client = client;
+        }
+        else
+        {
+            Client = CreateClient(options);
+            _ownsClient = true;
+        }
+
+        _tables = new Lazy<Task>(EnsureTablesAsync);
+    }
+
+    /// <inheritdoc/>
+    public ResultBackendCapabilities Capabilities => ResultBackendCapabilities.ChangeNotifications | ResultBackendCapabilities.ResultExpiry | ResultBackendCapabilities.Distributed;
+
+    internal IAmazonDynamoDB Client { get; }
+
+    /// <inheritdoc/>
+    public async ValueTask SetStateAsync(TaskStateRecord state, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var (wireState, createdAt, results) = StateAttributes(state);
+        await Client.UpdateItemAsync(
+            new UpdateItemRequest
+            {
+                TableName = _options.StatesTable,
+                Key = new() { [TaskKey] = S(state.TaskId) },
+                UpdateExpression = "SET #State = :state, #TaskName = if_not_exists(#TaskName, :name), #CreatedAt = if_not_exists(#CreatedAt, :created), #Results = :results, #Error = :error, #TTL = :ttl",
+                ExpressionAttributeNames = new()
+                {
+                    ["#State"] = "State",
+                    ["#TaskName"] = "TaskName",
+                    ["#CreatedAt"] = "CreatedAt",
+                    ["#Results"] = "Results",
+                    ["#Error"] = "Error",
+                    ["#TTL"] = "TTL",
+                },
+                ExpressionAttributeValues = new()
+                {
+                    [":state"] = S(wireState),
+                    [":name"] = StringOrNull(state.TaskName),
+                    [":created"] = S(createdAt),
+                    [":results"] = results,
+                    [":error"] = StringOrNull(state.Error),
+                    [":ttl"] = N(ExpiresAt()),
+                },
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<TaskStateRecord?> GetStateAsync(string taskId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var response = await Client.GetItemAsync(
+            new GetItemRequest { TableName = _options.StatesTable, Key = new() { [TaskKey] = S(taskId) }, ConsistentRead = true },
+            cancellationToken).ConfigureAwait(false);
+        return response.Item is { Count: > 0 } item ? ToState(item) : null;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<IReadOnlyList<TaskStateRecord?>> GetStatesAsync(IReadOnlyList<string> taskIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(taskIds);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var found = new Dictionary<string, TaskStateRecord>(StringComparer.Ordinal);
+        var wanted = taskIds.Distinct(StringComparer.Ordinal).ToList();
+
+        // BatchGetItem takes 100 keys a call and may leave some unprocessed under load: those are asked again.
+        for (var start = 0; start < wanted.Count; start += 100)
+        {
+            var keys = wanted.Skip(start).Take(100).Select(id => new Dictionary<string, AttributeValue> { [TaskKey] = S(id) }).ToList();
+            var delay = TimeSpan.FromMilliseconds(20);
+            while (keys.Count > 0)
+            {
+                var response = await Client.BatchGetItemAsync(
+                    new BatchGetItemRequest { RequestItems = new() { [_options.StatesTable] = new KeysAndAttributes { Keys = keys, ConsistentRead = true } } },
+                    cancellationToken).ConfigureAwait(false);
+                if (response.Responses is { } responses && responses.TryGetValue(_options.StatesTable, out var items))
+                {
+                    foreach (var item in items)
+                    {
+                        var state = ToState(item);
+                        found[state.TaskId] = state;
+                    }
+                }
+
+                keys = response.UnprocessedKeys is { } unprocessed && unprocessed.TryGetValue(_options.StatesTable, out var left) ? left.Keys ?? [] : [];
+                if (keys.Count > 0)
+                {
+                    Log.UnprocessedKeys(_logger, keys.Count, delay);
+                    await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+                }
+            }
+        }
+
+        return [.. taskIds.Select(id => found.GetValueOrDefault(id))];
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask InitGroupAsync(GroupMeta meta, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(meta);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        await Client.PutItemAsync(new PutItemRequest { TableName = _options.GroupsTable, Item = GroupItem(meta, ExpiresAt()) }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<GroupMeta?> GetGroupMetaAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var response = await Client.GetItemAsync(
+            new GetItemRequest
+            {
+                TableName = _options.GroupsTable,
+                Key = new() { [GroupKey] = S(groupId) },
+                ConsistentRead = true,
+                ProjectionExpression = "GroupUUID, TaskUUIDs, ChordTriggered, #Lock, CreatedAt, #TTL",
+                ExpressionAttributeNames = new() { ["#Lock"] = "Lock", ["#TTL"] = "TTL" },
+            },
+            cancellationToken).ConfigureAwait(false);
+        return response.Item is { Count: > 0 } item ? ToGroupMeta(item) : null;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<GroupCompletion> CompleteGroupMemberAsync(string groupId, string taskId, bool succeeded, string? traceParent = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var names = new Dictionary<string, string>
+        {
+            ["#Members"] = Members,
+            ["#member"] = taskId,
+            ["#Completed"] = Completed,
+            ["#Failed"] = Failed,
+            ["#Triggered"] = "ChordTriggered",
+            ["#TTL"] = "TTL",
+        };
+        var values = new Dictionary<string, AttributeValue>
+        {
+            [":true"] = Bool(true),
+            [":false"] = Bool(false),
+            [":one"] = N(1),
+            [":failed"] = N(succeeded ? 0 : 1),
+            [":ttl"] = N(ExpiresAt()),
+        };
+        var update = "SET #Members.#member = :true, #Triggered = if_not_exists(#Triggered, :false), #TTL = if_not_exists(#TTL, :ttl) ADD #Completed :one, #Failed :failed";
+        if (!string.IsNullOrEmpty(traceParent))
+        {
+            names["#Traces"] = Traces;
+            values[":trace"] = S(traceParent);
+            update = "SET #Members.#member = :true, #Traces.#member = :trace, #Triggered = if_not_exists(#Triggered, :false), #TTL = if_not_exists(#TTL, :ttl) ADD #Completed :one, #Failed :failed";
+        }
+
+        var request = new UpdateItemRequest
+        {
+            TableName = _options.GroupsTable,
+            Key = new() { [GroupKey] = S(groupId) },
+            UpdateExpression = update,
+            ConditionExpression = "attribute_not_exists(#Members.#member)",
+            ExpressionAttributeNames = names,
+            ExpressionAttributeValues = values,
+
+            // Only the attributes this write changed come back: the counts, the trigger flag and this member's entry.
+            ReturnValues = ReturnValue.UPDATED_NEW,
+        };
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                var response = await Client.UpdateItemAsync(request, cancellationToken).ConfigureAwait(false);
+                var item = response.Attributes ?? [];
+                return new GroupCompletion((int)Number(item, Completed), (int)Number(item, Failed), true, item.TryGetValue("ChordTriggered", out var t) && t.BOOL == true);
+            }
+            catch (ConditionalCheckFailedException)
+            {
+                // Already recorded (a redelivered member): report the group as it is.
+                var current = await Client.GetItemAsync(
+                    new GetItemRequest
+                    {
+                        TableName = _options.GroupsTable,
+                        Key = new() { [GroupKey] = S(groupId) },
+                        ConsistentRead = true,
+                        ProjectionExpression = "#Completed, #Failed, #Triggered",
+                        ExpressionAttributeNames = new() { ["#Completed"] = Completed, ["#Failed"] = Failed, ["#Triggered"] = "ChordTriggered" },
+                    },
+                    cancellationToken).ConfigureAwait(false);
+                var item = current.Item ?? [];
+                return new GroupCompletion((int)Number(item, Completed), (int)Number(item, Failed), false, item.TryGetValue("ChordTriggered", out var t) && t.BOOL == true);
+            }
+            catch (AmazonDynamoDBException ex) when (attempt == 0 && ex.ErrorCode == "ValidationException")
+            {
+                // The group item lacks Conveyor's maps (a group meta a Go producer stored, or none at all): add them
+                // empty, keeping any already there, and count again.
+                await Client.UpdateItemAsync(
+                    new UpdateItemRequest
+                    {
+                        TableName = _options.GroupsTable,
+                        Key = new() { [GroupKey] = S(groupId) },
+                        UpdateExpression = "SET #Members = if_not_exists(#Members, :empty), #Traces = if_not_exists(#Traces, :empty)",
+                        ExpressionAttributeNames = new() { ["#Members"] = Members, ["#Traces"] = Traces },
+                        ExpressionAttributeValues = new() { [":empty"] = new AttributeValue { M = [] } },
+                    },
+                    cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<IReadOnlyList<string>> GetGroupMemberTraceParentsAsync(string groupId, int maxCount, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxCount);
+        if (maxCount == 0)
+        {
+            return [];
+        }
+
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var response = await Client.GetItemAsync(
+            new GetItemRequest
+            {
+                TableName = _options.GroupsTable,
+                Key = new() { [GroupKey] = S(groupId) },
+                ConsistentRead = true,
+                ProjectionExpression = "#Traces",
+                ExpressionAttributeNames = new() { ["#Traces"] = Traces },
+            },
+            cancellationToken).ConfigureAwait(false);
+        return response.Item is { } item && item.TryGetValue(Traces, out var traces) && traces.M is { } map
+            ? [.. map.Values.Select(v => v.S).OfType<string>().Take(maxCount)]
+            : [];
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask MarkChordTriggeredAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        await Client.UpdateItemAsync(
+            new UpdateItemRequest
+            {
+                TableName = _options.GroupsTable,
+                Key = new() { [GroupKey] = S(groupId) },
+                UpdateExpression = "SET ChordTriggered = :true",
+                ExpressionAttributeValues = new() { [":true"] = Bool(true) },
+            },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Polls the state (see the class remarks): returns when its <c>State</c> differs from the first read, or after <paramref name="maxWait"/>.</remarks>
+    public async ValueTask WaitForChangeAsync(string taskId, TimeSpan maxWait, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        var deadline = _time.GetUtcNow() + maxWait;
+        var first = await ReadStateNameAsync(taskId, cancellationToken).ConfigureAwait(false);
+        var pause = FirstPoll;
+        while (true)
+        {
+            var left = deadline - _time.GetUtcNow();
+            if (left <= TimeSpan.Zero)
+            {
+                return;
+            }
+
+            await Task.Delay(pause < left ? pause : left, _time, cancellationToken).ConfigureAwait(false);
+            if (await ReadStateNameAsync(taskId, cancellationToken).ConfigureAwait(false) != first)
+            {
+                return;
+            }
+
+            pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, _options.MaxPollInterval.Ticks));
+        }
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DeleteStateAsync(string taskId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        await Client.DeleteItemAsync(new DeleteItemRequest { TableName = _options.StatesTable, Key = new() { [TaskKey] = S(taskId) } }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DeleteGroupAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        await Client.DeleteItemAsync(new DeleteItemRequest { TableName = _options.GroupsTable, Key = new() { [GroupKey] = S(groupId) } }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0 && _ownsClient)
+        {
+            Client.Dispose();
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    internal static AmazonDynamoDBClient CreateClient(DynamoDbBackendOptions options)
+    {
+        var config = new AmazonDynamoDBConfig();
+        if (options.ServiceUrl is { } serviceUrl)
+        {
+            config.ServiceURL = serviceUrl.ToString();
+
+            // An endpoint override still signs for a region; an emulator accepts any.
+            config.AuthenticationRegion = options.Region ?? Environment.GetEnvironmentVariable("AWS_REGION") ?? "us-east-1";
+        }
+        else if (options.Region is { } region)
+        {
+            config.RegionEndpoint = RegionEndpoint.GetBySystemName(region);
+        }
+
+        return options.Credentials is { } credentials ? new AmazonDynamoDBClient(credentials, config) : new AmazonDynamoDBClient(config);
+    }
+
+    private long ExpiresAt() => (_time.GetUtcNow() + _options.ResultTtl).ToUnixTimeSeconds();
+
+    private async Task<string?> ReadStateNameAsync(string taskId, CancellationToken cancellationToken)
+    {
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var response = await Client.GetItemAsync(
+            new GetItemRequest
+            {
+                TableName = _options.StatesTable,
+                Key = new() { [TaskKey] = S(taskId) },
+                ConsistentRead = true,
+                ProjectionExpression = "#State",
+                ExpressionAttributeNames = new() { ["#State"] = "State" },
+            },
+            cancellationToken).ConfigureAwait(false);
+        return response.Item is { } item ? Text(item, "State") : null;
+    }
+
+    private Task ReadyAsync(CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        var lazy = _tables;
+        var tables = lazy.Value;
+        if (tables.IsFaulted)
+        {
+            // A failed check (DynamoDB unreachable) is tried again by the next call, not remembered.
+            Interlocked.CompareExchange(ref _tables, new Lazy<Task>(EnsureTablesAsync), lazy);
+        }
+
+        return tables.IsCompletedSuccessfully ? Task.CompletedTask : tables.WaitAsync(cancellationToken);
+    }
+
+    private async Task EnsureTablesAsync()
+    {
+        if (!_options.CreateTables)
+        {
+            return;
+        }
+
+        await EnsureTableAsync(_options.StatesTable, TaskKey).ConfigureAwait(false);
+        await EnsureTableAsync(_options.GroupsTable, GroupKey).ConfigureAwait(false);
+    }
+
+    private async Task EnsureTableAsync(string table, string key)
+    {
+        try
+        {
+            var described = await Client.DescribeTableAsync(new DescribeTableRequest { TableName = table }).ConfigureAwait(false);
+            if (described.Table.TableStatus == TableStatus.ACTIVE)
+            {
+                return;
+            }
+        }
+        catch (ResourceNotFoundException)
+        {
+            try
+            {
+                await Client.CreateTableAsync(new CreateTableRequest
+                {
+                    TableName = table,
+                    AttributeDefinitions = [new AttributeDefinition { AttributeName = key, AttributeType = ScalarAttributeType.S }],
+                    KeySchema = [new KeySchemaElement { AttributeName = key, KeyType = KeyType.HASH }],
+                    BillingMode = BillingMode.PAY_PER_REQUEST,
+                }).ConfigureAwait(false);
+                Log.TableCreated(_logger, table, key);
+            }
+            catch (ResourceInUseException)
+            {
+                // Another process created it meanwhile.
+            }
+        }
+
+        for (var delay = TimeSpan.FromMilliseconds(20); ; delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks)))
+        {
+            var described = await Client.DescribeTableAsync(new DescribeTableRequest { TableName = table }).ConfigureAwait(false);
+            if (described.Table.TableStatus == TableStatus.ACTIVE)
+            {
+                break;
+            }
+
+            await Task.Delay(delay, _time).ConfigureAwait(false);
+        }
+
+        try
+        {
+            await Client.UpdateTimeToLiveAsync(new UpdateTimeToLiveRequest
+            {
+                TableName = table,
+                TimeToLiveSpecification = new TimeToLiveSpecification { AttributeName = "TTL", Enabled = true },
+            }).ConfigureAwait(false);
+        }
+        catch (AmazonDynamoDBException ex)
+        {
+            Log.TimeToLiveFailed(_logger, ex, table);
+        }
+    }
+}
