@@ -56,14 +56,6 @@ public sealed class DynamoDbBackendOptions
     /// <value>The default value is <see langword="true"/>.</value>
     public bool CreateTables { get; set; } = true;
 
-    /// <summary>
-    /// The longest pause between two reads of a state while waiting for it to change. DynamoDB pushes nothing, so
-    /// waits poll: first after 10 ms, then doubling up to this.
-    /// </summary>
-    /// <value>The default value is 200 milliseconds.</value>
-    [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
-    public TimeSpan MaxPollInterval { get; set; } = TimeSpan.FromMilliseconds(200);
-
     /// <summary>Checks the settings.</summary>
     /// <exception cref="ArgumentException">A setting is out of range.</exception>
     internal void Validate()
@@ -81,11 +73,6 @@ public sealed class DynamoDbBackendOptions
         if (ResultTtl < TimeSpan.FromSeconds(1))
         {
             throw new ArgumentException($"ResultTtl must be at least 1 second; it is {ResultTtl}.");
-        }
-
-        if (MaxPollInterval < TimeSpan.FromMilliseconds(10) || MaxPollInterval > TimeSpan.FromMinutes(1))
-        {
-            throw new ArgumentException($"MaxPollInterval must be between 10 ms and 1 minute; it is {MaxPollInterval}.");
         }
     }
 

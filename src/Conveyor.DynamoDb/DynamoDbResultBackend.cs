@@ -26,14 +26,14 @@ namespace Conveyor.DynamoDb;
 /// member's state). A group holds a few thousand members at most (DynamoDB's 400 KB item limit).
 /// </para>
 /// <para>
-/// DynamoDB pushes no changes: <see cref="WaitForChangeAsync"/> reads the state after 10 ms, then at doubling
-/// intervals up to <see cref="DynamoDbBackendOptions.MaxPollInterval"/> (200 ms), so a result is seen at most that long
-/// (plus a round trip) after it is written.
+/// DynamoDB pushes no changes, so result waits poll with backoff: the client reads the state after 1 ms, then at
+/// doubling intervals up to <see cref="ConveyorClientOptions.MaxResultPollInterval"/> (100 ms by default), so a result
+/// is seen at most that long (plus a round trip) after it is written. A read is one strongly consistent
+/// <c>GetItem</c>.
 /// </para>
 /// </remarks>
 public sealed class DynamoDbResultBackend : IResultBackend
 {
-    private static readonly TimeSpan FirstPoll = TimeSpan.FromMilliseconds(10);
     private readonly DynamoDbBackendOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -66,7 +66,7 @@ public sealed class DynamoDbResultBackend : IResultBackend
     }
 
     /// <inheritdoc/>
-    public ResultBackendCapabilities Capabilities => ResultBackendCapabilities.ChangeNotifications | ResultBackendCapabilities.ResultExpiry | ResultBackendCapabilities.Distributed;
+    public ResultBackendCapabilities Capabilities => ResultBackendCapabilities.ResultExpiry | ResultBackendCapabilities.Distributed;
 
     internal IAmazonDynamoDB Client { get; }
 
@@ -309,28 +309,16 @@ public sealed class DynamoDbResultBackend : IResultBackend
     }
 
     /// <inheritdoc/>
-    /// <remarks>Polls the state (see the class remarks): returns when its <c>State</c> differs from the first read, or after <paramref name="maxWait"/>.</remarks>
+    /// <remarks>
+    /// DynamoDB pushes nothing: this only waits, and the caller polls (<see cref="ConveyorClient"/> reads after 1 ms,
+    /// then at doubling intervals up to its <see cref="ConveyorClientOptions.MaxResultPollInterval"/>).
+    /// </remarks>
     public async ValueTask WaitForChangeAsync(string taskId, TimeSpan maxWait, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(taskId);
-        var deadline = _time.GetUtcNow() + maxWait;
-        var first = await ReadStateNameAsync(taskId, cancellationToken).ConfigureAwait(false);
-        var pause = FirstPoll;
-        while (true)
+        if (maxWait > TimeSpan.Zero)
         {
-            var left = deadline - _time.GetUtcNow();
-            if (left <= TimeSpan.Zero)
-            {
-                return;
-            }
-
-            await Task.Delay(pause < left ? pause : left, _time, cancellationToken).ConfigureAwait(false);
-            if (await ReadStateNameAsync(taskId, cancellationToken).ConfigureAwait(false) != first)
-            {
-                return;
-            }
-
-            pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, _options.MaxPollInterval.Ticks));
+            await Task.Delay(maxWait, _time, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -380,22 +368,6 @@ public sealed class DynamoDbResultBackend : IResultBackend
     }
 
     private long ExpiresAt() => (_time.GetUtcNow() + _options.ResultTtl).ToUnixTimeSeconds();
-
-    private async Task<string?> ReadStateNameAsync(string taskId, CancellationToken cancellationToken)
-    {
-        await ReadyAsync(cancellationToken).ConfigureAwait(false);
-        var response = await Client.GetItemAsync(
-            new GetItemRequest
-            {
-                TableName = _options.StatesTable,
-                Key = new() { [TaskKey] = S(taskId) },
-                ConsistentRead = true,
-                ProjectionExpression = "#State",
-                ExpressionAttributeNames = new() { ["#State"] = "State" },
-            },
-            cancellationToken).ConfigureAwait(false);
-        return response.Item is { } item ? Text(item, "State") : null;
-    }
 
     private Task ReadyAsync(CancellationToken cancellationToken)
     {
