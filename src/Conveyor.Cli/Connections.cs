@@ -74,6 +74,7 @@ internal static class Connections
             "sqlite" => ValueTask.FromResult(SqliteConnections.OpenBroker(rest, url, loggerFactory)),
             "redis" or "rediss" or "redis+sentinel" => RedisConnections.OpenBrokerAsync(url, loggerFactory, cancellationToken),
             "amqp" or "amqps" => AmqpConnections.OpenBrokerAsync(url, loggerFactory, cancellationToken),
+            "sqs" => ValueTask.FromResult(AwsConnections.OpenBroker(url, loggerFactory)),
             _ => throw Unsupported(url, "broker"),
         };
     }
@@ -86,6 +87,7 @@ internal static class Connections
             "memory" => ValueTask.FromResult<IResultBackend>(new InMemoryResultBackend()),
             "sqlite" => ValueTask.FromResult(SqliteConnections.OpenBackend(rest, url, loggerFactory)),
             "redis" or "rediss" or "redis+sentinel" => RedisConnections.OpenBackendAsync(url, loggerFactory, cancellationToken),
+            "dynamodb" => ValueTask.FromResult(AwsConnections.OpenBackend(url, loggerFactory)),
             _ => throw Unsupported(url, "result backend"),
         };
     }
@@ -95,14 +97,14 @@ internal static class Connections
         var separator = url.IndexOf("://", StringComparison.Ordinal);
         if (separator <= 0)
         {
-            throw new CliException($"'{url}' is not a connection URL; use sqlite://PATH, memory://, redis://HOST:PORT or amqp://HOST:PORT");
+            throw new CliException($"'{url}' is not a connection URL; use sqlite://PATH, memory://, redis://HOST:PORT, amqp://HOST:PORT, sqs://REGION/ or dynamodb://REGION");
         }
 
         return (url[..separator].ToLowerInvariant(), url[(separator + 3)..]);
     }
 
     private static CliException Unsupported(string url, string role) =>
-        new($"'{url}' is not a supported {role} URL; use sqlite://PATH, redis://HOST:PORT, amqp://HOST:PORT (broker only) or memory://");
+        new($"'{url}' is not a supported {role} URL; use sqlite://PATH, redis://HOST:PORT, amqp://HOST:PORT (broker only), sqs://REGION/ (broker only), dynamodb://REGION (result backend only) or memory://");
 }
 
 /// <summary>An open broker and backend, disposed together.</summary>
