@@ -65,9 +65,9 @@ internal sealed class Fleet : IAsyncDisposable
 
     public ConveyorWorker? ConveyorWorker => _conveyor.Worker;
 
-    public static Fleet Create(IConnectionMultiplexer redis, RedisConveyorOptions options, IBroker broker, IMachineryBroker machineryBroker)
+    public static Fleet Create(IConnectionMultiplexer redis, RedisConveyorOptions options, IBroker broker, IMachineryBroker machineryBroker, string? id = null)
     {
-        var id = Guid.NewGuid().ToString("N")[..10];
+        id ??= Guid.NewGuid().ToString("N")[..10];
         var backend = new RedisResultBackend(redis, options);
         var peer = new MachineryPeer(redis, machineryBroker, $"mix_{id}_machinery", options.ResultTtl);
         return new Fleet(redis, broker, backend, peer, id);
@@ -113,9 +113,20 @@ internal sealed class Fleet : IAsyncDisposable
         return result;
     }
 
-    /// <summary>The messages in a queue nobody consumes (the Redis list), decoded, oldest first.</summary>
+    /// <summary>
+    /// Reads the messages published to a queue that nobody consumes: the Redis list by default; a RabbitMQ fleet
+    /// drains the queue and keeps what it read.
+    /// </summary>
+    public Func<string, Task<IReadOnlyList<Signature>>>? ReadQueue { get; set; }
+
+    /// <summary>The messages in a queue nobody consumes, decoded, oldest first.</summary>
     public async Task<IReadOnlyList<Signature>> PublishedToAsync(string queue)
     {
+        if (ReadQueue is { } read)
+        {
+            return await read(queue);
+        }
+
         var values = await Redis.GetDatabase().ListRangeAsync(queue);
         return [.. values.Select(v => WireFormat.DeserializeSignature(((ReadOnlyMemory<byte>)v).Span))];
     }
@@ -151,17 +162,21 @@ internal sealed class Fleet : IAsyncDisposable
     public async Task<IReadOnlyList<Signature>> WaitForPublishedAsync(string queue, int count)
     {
         var deadline = DateTime.UtcNow + Timeout;
-        while (await Redis.GetDatabase().ListLengthAsync(queue) < count)
+        while (true)
         {
+            var published = await PublishedToAsync(queue);
+            if (published.Count >= count)
+            {
+                return published;
+            }
+
             if (DateTime.UtcNow > deadline)
             {
-                throw new TimeoutException($"{queue} holds {await Redis.GetDatabase().ListLengthAsync(queue)} messages, not {count}, after {Timeout.TotalSeconds} s; machinery errors: {string.Join("; ", Peer.Errors.Take(3))}");
+                throw new TimeoutException($"{queue} holds {published.Count} messages, not {count}, after {Timeout.TotalSeconds} s; machinery errors: {string.Join("; ", Peer.Errors.Take(3))}");
             }
 
             await Task.Delay(20);
         }
-
-        return await PublishedToAsync(queue);
     }
 
     public async ValueTask DisposeAsync()

@@ -40,6 +40,9 @@ internal sealed class MachineryAmqpBroker : IMachineryBroker
         return new MachineryAmqpBroker(connection, exchange);
     }
 
+    /// <summary>machinery's <c>time.Now()</c>; a test may fix it to compute the delay queue's exact name.</summary>
+    public TimeProvider Clock { get; set; } = TimeProvider.System;
+
     /// <summary>Publishes that failed (machinery's worker logs them and acks the delivery: the task is lost).</summary>
     public List<string> PublishErrors { get; } = [];
 
@@ -64,9 +67,10 @@ internal sealed class MachineryAmqpBroker : IMachineryBroker
     {
         var body = WireFormat.SerializeSignature(signature);
         var headers = ToTable(body);
-        if (signature.Eta is { } eta && eta > DateTimeOffset.UtcNow)
+        var now = Clock.GetUtcNow();
+        if (signature.Eta is { } eta && eta > now)
         {
-            var delayMs = (long)(eta - DateTimeOffset.UtcNow).TotalMilliseconds;
+            var delayMs = (long)(eta - now).TotalMilliseconds;
             if (delayMs > 0)
             {
                 await DelayAsync(signature, body, headers, delayMs);
