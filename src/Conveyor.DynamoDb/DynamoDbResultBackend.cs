@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Amazon;
 using Amazon.DynamoDBv2;
 using Amazon.DynamoDBv2.Model;
@@ -34,6 +35,9 @@ namespace Conveyor.DynamoDb;
 /// </remarks>
 public sealed class DynamoDbResultBackend : IResultBackend
 {
+    private const int ScanChunk = 25;
+    private const int MaxCachedGroups = 10_000;
+    private readonly ConcurrentDictionary<string, IReadOnlyList<string>> _memberIds = new(StringComparer.Ordinal);
     private readonly DynamoDbBackendOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -182,6 +186,14 @@ public sealed class DynamoDbResultBackend : IResultBackend
     }
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// One conditional <c>UpdateItem</c> records the member (only if absent from the group's member map) and its
+    /// counts. Members a Go worker ran are never recorded: a cursor over the meta's member order (stored on the group
+    /// item) moves forward over members that are recorded or whose state is final, reading ahead in chunks
+    /// (<c>BatchGetItem</c>), so the whole group costs O(N) reads once. The cursor completes a group only when it
+    /// passed a member that was not recorded (a peer's, or one not recorded yet); a group of Conveyor members alone is
+    /// completed by its last recorded member, exactly once.
+    /// </remarks>
     public async ValueTask<GroupCompletion> CompleteGroupMemberAsync(string groupId, string taskId, bool succeeded, string? traceParent = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(groupId);
@@ -195,63 +207,63 @@ public sealed class DynamoDbResultBackend : IResultBackend
             ["#Failed"] = Failed,
             ["#Triggered"] = "ChordTriggered",
             ["#TTL"] = "TTL",
+            ["#Scanned"] = Scanned,
+            ["#PeerFailed"] = PeerFailed,
+            ["#PeerSeen"] = PeerSeen,
         };
         var values = new Dictionary<string, AttributeValue>
         {
             [":true"] = Bool(true),
             [":false"] = Bool(false),
+            [":zero"] = N(0),
             [":one"] = N(1),
             [":failed"] = N(succeeded ? 0 : 1),
             [":ttl"] = N(ExpiresAt()),
         };
-        var update = "SET #Members.#member = :true, #Triggered = if_not_exists(#Triggered, :false), #TTL = if_not_exists(#TTL, :ttl) ADD #Completed :one, #Failed :failed";
+        var traces = string.Empty;
         if (!string.IsNullOrEmpty(traceParent))
         {
             names["#Traces"] = Traces;
             values[":trace"] = S(traceParent);
-            update = "SET #Members.#member = :true, #Traces.#member = :trace, #Triggered = if_not_exists(#Triggered, :false), #TTL = if_not_exists(#TTL, :ttl) ADD #Completed :one, #Failed :failed";
+            traces = "#Traces.#member = :trace, ";
         }
 
         var request = new UpdateItemRequest
         {
             TableName = _options.GroupsTable,
             Key = new() { [GroupKey] = S(groupId) },
-            UpdateExpression = update,
+            UpdateExpression = "SET #Members.#member = :true, " + traces
+                + "#Triggered = if_not_exists(#Triggered, :false), #TTL = if_not_exists(#TTL, :ttl), "
+                + "#Scanned = if_not_exists(#Scanned, :zero), #PeerFailed = if_not_exists(#PeerFailed, :zero), #PeerSeen = if_not_exists(#PeerSeen, :zero) "
+                + "ADD #Completed :one, #Failed :failed",
             ConditionExpression = "attribute_not_exists(#Members.#member)",
             ExpressionAttributeNames = names,
             ExpressionAttributeValues = values,
 
-            // Only the attributes this write changed come back: the counts, the trigger flag and this member's entry.
+            // Only what this write touched comes back: the counts, the cursor, the flag and this member's entry.
             ReturnValues = ReturnValue.UPDATED_NEW,
         };
+        Dictionary<string, AttributeValue> item;
+        bool first;
         for (var attempt = 0; ; attempt++)
         {
             try
             {
-                var response = await Client.UpdateItemAsync(request, cancellationToken).ConfigureAwait(false);
-                var item = response.Attributes ?? [];
-                return new GroupCompletion((int)Number(item, Completed), (int)Number(item, Failed), true, item.TryGetValue("ChordTriggered", out var t) && t.BOOL == true);
+                item = (await Client.UpdateItemAsync(request, cancellationToken).ConfigureAwait(false)).Attributes ?? [];
+                first = true;
+                break;
             }
             catch (ConditionalCheckFailedException)
             {
                 // Already recorded (a redelivered member): report the group as it is.
-                var current = await Client.GetItemAsync(
-                    new GetItemRequest
-                    {
-                        TableName = _options.GroupsTable,
-                        Key = new() { [GroupKey] = S(groupId) },
-                        ConsistentRead = true,
-                        ProjectionExpression = "#Completed, #Failed, #Triggered",
-                        ExpressionAttributeNames = new() { ["#Completed"] = Completed, ["#Failed"] = Failed, ["#Triggered"] = "ChordTriggered" },
-                    },
-                    cancellationToken).ConfigureAwait(false);
-                var item = current.Item ?? [];
-                return new GroupCompletion((int)Number(item, Completed), (int)Number(item, Failed), false, item.TryGetValue("ChordTriggered", out var t) && t.BOOL == true);
+                item = await ReadProgressAsync(groupId, cancellationToken).ConfigureAwait(false);
+                first = false;
+                break;
             }
             catch (AmazonDynamoDBException ex) when (attempt == 0 && ex.ErrorCode == "ValidationException")
             {
                 // The group item lacks Conveyor's maps (a group meta a Go producer stored, or none at all): add them
-                // empty, keeping any already there, and count again.
+                // empty, keeping any already there, and record again.
                 await Client.UpdateItemAsync(
                     new UpdateItemRequest
                     {
@@ -263,6 +275,92 @@ public sealed class DynamoDbResultBackend : IResultBackend
                     },
                     cancellationToken).ConfigureAwait(false);
             }
+        }
+
+        var progress = new Progress(
+            (int)Number(item, Completed),
+            (int)Number(item, Failed),
+            (int)Number(item, Scanned),
+            (int)Number(item, PeerFailed),
+            (int)Number(item, PeerSeen),
+            item.TryGetValue("ChordTriggered", out var t) && t.BOOL == true);
+        var ids = await MemberIdsAsync(groupId, cancellationToken).ConfigureAwait(false);
+        if (ids is not null && progress.Recorded < ids.Count && progress.Scanned < ids.Count)
+        {
+            progress = await ScanAsync(groupId, ids, progress, cancellationToken).ConfigureAwait(false);
+        }
+
+        var completed = progress.PeerSeen > 0 ? Math.Max(progress.Recorded, progress.Scanned) : progress.Recorded;
+        if (ids is not null && completed >= ids.Count)
+        {
+            _memberIds.TryRemove(groupId, out _);
+        }
+
+        return new GroupCompletion(completed, progress.Failed + progress.PeerFailed, first, progress.Triggered);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// One conditional <c>UpdateItem</c> sets <c>ChordTriggered</c> (and Conveyor's claimant) only when it is not set
+    /// and machinery's <c>Lock</c> is not held (machinery's <c>TriggerChord</c> sets <c>Lock</c> while it reads and
+    /// sets <c>ChordTriggered</c>; a held lock is waited for, 5 ms at a time, as machinery does).
+    /// </remarks>
+    public async ValueTask<ChordClaim> ClaimChordAsync(string groupId, string claimantId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        ArgumentException.ThrowIfNullOrEmpty(claimantId);
+        await ReadyAsync(cancellationToken).ConfigureAwait(false);
+        var deadline = _time.GetUtcNow() + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            try
+            {
+                await Client.UpdateItemAsync(
+                    new UpdateItemRequest
+                    {
+                        TableName = _options.GroupsTable,
+                        Key = new() { [GroupKey] = S(groupId) },
+                        UpdateExpression = "SET #Triggered = :true, #Claimant = :claimant",
+                        ConditionExpression = "attribute_exists(TaskUUIDs) AND (attribute_not_exists(#Triggered) OR #Triggered = :false) AND (attribute_not_exists(#Lock) OR #Lock = :false)",
+                        ExpressionAttributeNames = new() { ["#Triggered"] = "ChordTriggered", ["#Claimant"] = Claimant, ["#Lock"] = "Lock" },
+                        ExpressionAttributeValues = new() { [":true"] = Bool(true), [":false"] = Bool(false), [":claimant"] = S(claimantId) },
+                    },
+                    cancellationToken).ConfigureAwait(false);
+                return ChordClaim.Won;
+            }
+            catch (ConditionalCheckFailedException)
+            {
+            }
+
+            var response = await Client.GetItemAsync(
+                new GetItemRequest
+                {
+                    TableName = _options.GroupsTable,
+                    Key = new() { [GroupKey] = S(groupId) },
+                    ConsistentRead = true,
+                    ProjectionExpression = "GroupUUID, TaskUUIDs, #Triggered, #Lock, #Claimant, #Published",
+                    ExpressionAttributeNames = new() { ["#Triggered"] = "ChordTriggered", ["#Lock"] = "Lock", ["#Claimant"] = Claimant, ["#Published"] = Published },
+                },
+                cancellationToken).ConfigureAwait(false);
+            var item = response.Item ?? [];
+            if (!item.ContainsKey("TaskUUIDs"))
+            {
+                throw new InvalidOperationException($"Cannot claim chord {groupId}: its group meta is missing (never stored, or expired).");
+            }
+
+            if (item.TryGetValue("ChordTriggered", out var triggered) && triggered.BOOL == true)
+            {
+                var published = item.TryGetValue(Published, out var mark) && mark.BOOL == true;
+                return !published && Text(item, Claimant) == claimantId ? ChordClaim.Resumed : ChordClaim.Lost;
+            }
+
+            // machinery's Lock is held (a Go worker is in TriggerChord), or the flag changed in between: again.
+            if (_time.GetUtcNow() > deadline)
+            {
+                throw new TimeoutException($"Chord {groupId}: machinery's group Lock stayed held for 30 s; cannot claim the callback.");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(5), _time, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -293,6 +391,7 @@ public sealed class DynamoDbResultBackend : IResultBackend
     }
 
     /// <inheritdoc/>
+    /// <remarks>Sets <c>ChordTriggered</c> (for Go readers) and Conveyor's published mark, which ends the claim.</remarks>
     public async ValueTask MarkChordTriggeredAsync(string groupId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(groupId);
@@ -302,7 +401,8 @@ public sealed class DynamoDbResultBackend : IResultBackend
             {
                 TableName = _options.GroupsTable,
                 Key = new() { [GroupKey] = S(groupId) },
-                UpdateExpression = "SET ChordTriggered = :true",
+                UpdateExpression = "SET ChordTriggered = :true, #Published = :true",
+                ExpressionAttributeNames = new() { ["#Published"] = Published },
                 ExpressionAttributeValues = new() { [":true"] = Bool(true) },
             },
             cancellationToken).ConfigureAwait(false);
@@ -366,6 +466,167 @@ public sealed class DynamoDbResultBackend : IResultBackend
 
         return options.Credentials is { } credentials ? new AmazonDynamoDBClient(credentials, config) : new AmazonDynamoDBClient(config);
     }
+
+    private async Task<Dictionary<string, AttributeValue>> ReadProgressAsync(string groupId, CancellationToken cancellationToken)
+    {
+        var response = await Client.GetItemAsync(
+            new GetItemRequest
+            {
+                TableName = _options.GroupsTable,
+                Key = new() { [GroupKey] = S(groupId) },
+                ConsistentRead = true,
+                ProjectionExpression = "#Completed, #Failed, #Triggered, #Scanned, #PeerFailed, #PeerSeen",
+                ExpressionAttributeNames = new()
+                {
+                    ["#Completed"] = Completed,
+                    ["#Failed"] = Failed,
+                    ["#Triggered"] = "ChordTriggered",
+                    ["#Scanned"] = Scanned,
+                    ["#PeerFailed"] = PeerFailed,
+                    ["#PeerSeen"] = PeerSeen,
+                },
+            },
+            cancellationToken).ConfigureAwait(false);
+        return response.Item ?? [];
+    }
+
+    private async Task<IReadOnlyList<string>?> MemberIdsAsync(string groupId, CancellationToken cancellationToken)
+    {
+        if (_memberIds.TryGetValue(groupId, out var cached))
+        {
+            return cached;
+        }
+
+        var meta = await GetGroupMetaAsync(groupId, cancellationToken).ConfigureAwait(false);
+        if (meta is null)
+        {
+            return null;
+        }
+
+        if (_memberIds.Count >= MaxCachedGroups)
+        {
+            _memberIds.Clear(); // a cache: a group that loses its entry reads its meta again
+        }
+
+        _memberIds[groupId] = meta.TaskIds;
+        return meta.TaskIds;
+    }
+
+    // Moves the group's cursor forward over members that are recorded or final, a chunk at a time, and stores it
+    // with a condition on its old value (a concurrent scanner that moved it first wins; this one reads it again).
+    private async Task<Progress> ScanAsync(string groupId, IReadOnlyList<string> ids, Progress progress, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < 8 && progress.Scanned < ids.Count; attempt++)
+        {
+            var scanned = progress.Scanned;
+            var peerFailed = progress.PeerFailed;
+            var peerSeen = progress.PeerSeen;
+            var blocked = false;
+
+            // The member at the cursor is usually the one still running: look at it alone first, then read ahead
+            // in growing chunks while the cursor moves.
+            var size = 1;
+            while (!blocked && scanned < ids.Count)
+            {
+                var chunk = ids.Skip(scanned).Take(size).ToList();
+                size = Math.Min(size * 4, ScanChunk);
+                var recorded = await RecordedAsync(groupId, chunk, cancellationToken).ConfigureAwait(false);
+                var unrecorded = chunk.Where(id => !recorded.Contains(id)).ToList();
+                var states = unrecorded.Count == 0 ? [] : await GetStatesAsync(unrecorded, cancellationToken).ConfigureAwait(false);
+                var stateById = new Dictionary<string, TaskState?>(StringComparer.Ordinal);
+                for (var i = 0; i < unrecorded.Count; i++)
+                {
+                    stateById[unrecorded[i]] = states[i]?.State;
+                }
+
+                foreach (var id in chunk)
+                {
+                    if (!recorded.Contains(id))
+                    {
+                        var state = stateById[id];
+                        if (state is not (TaskState.Success or TaskState.Failure))
+                        {
+                            blocked = true;
+                            break;
+                        }
+
+                        peerSeen++;
+                        if (state == TaskState.Failure)
+                        {
+                            peerFailed++;
+                        }
+                    }
+
+                    scanned++;
+                }
+            }
+
+            if (scanned == progress.Scanned)
+            {
+                return progress;
+            }
+
+            try
+            {
+                await Client.UpdateItemAsync(
+                    new UpdateItemRequest
+                    {
+                        TableName = _options.GroupsTable,
+                        Key = new() { [GroupKey] = S(groupId) },
+                        UpdateExpression = "SET #Scanned = :scanned, #PeerFailed = :peerFailed, #PeerSeen = :peerSeen",
+                        ConditionExpression = "#Scanned = :old",
+                        ExpressionAttributeNames = new() { ["#Scanned"] = Scanned, ["#PeerFailed"] = PeerFailed, ["#PeerSeen"] = PeerSeen },
+                        ExpressionAttributeValues = new()
+                        {
+                            [":scanned"] = N(scanned),
+                            [":peerFailed"] = N(peerFailed),
+                            [":peerSeen"] = N(peerSeen),
+                            [":old"] = N(progress.Scanned),
+                        },
+                    },
+                    cancellationToken).ConfigureAwait(false);
+                return progress with { Scanned = scanned, PeerFailed = peerFailed, PeerSeen = peerSeen };
+            }
+            catch (ConditionalCheckFailedException)
+            {
+                var item = await ReadProgressAsync(groupId, cancellationToken).ConfigureAwait(false);
+                progress = progress with
+                {
+                    Scanned = (int)Number(item, Scanned),
+                    PeerFailed = (int)Number(item, PeerFailed),
+                    PeerSeen = (int)Number(item, PeerSeen),
+                    Triggered = progress.Triggered || (item.TryGetValue("ChordTriggered", out var t) && t.BOOL == true),
+                };
+            }
+        }
+
+        return progress;
+    }
+
+    private async Task<HashSet<string>> RecordedAsync(string groupId, List<string> chunk, CancellationToken cancellationToken)
+    {
+        var names = new Dictionary<string, string> { ["#Members"] = Members };
+        for (var i = 0; i < chunk.Count; i++)
+        {
+            names["#m" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)] = chunk[i];
+        }
+
+        var response = await Client.GetItemAsync(
+            new GetItemRequest
+            {
+                TableName = _options.GroupsTable,
+                Key = new() { [GroupKey] = S(groupId) },
+                ConsistentRead = true,
+                ProjectionExpression = string.Join(", ", Enumerable.Range(0, chunk.Count).Select(i => "#Members.#m" + i.ToString(System.Globalization.CultureInfo.InvariantCulture))),
+                ExpressionAttributeNames = names,
+            },
+            cancellationToken).ConfigureAwait(false);
+        return response.Item is { } item && item.TryGetValue(Members, out var members) && members.M is { } map
+            ? new HashSet<string>(map.Keys, StringComparer.Ordinal)
+            : [];
+    }
+
+    private readonly record struct Progress(int Recorded, int Failed, int Scanned, int PeerFailed, int PeerSeen, bool Triggered);
 
     private long ExpiresAt() => (_time.GetUtcNow() + _options.ResultTtl).ToUnixTimeSeconds();
 

@@ -50,3 +50,5 @@ public sealed class DynamoDbProviderFactory : IConveyorProviderFactory
 }
 
 public sealed class DynamoDbResultBackendConformanceTests(DynamoDbProviderFactory factory) : ResultBackendConformanceTests<DynamoDbProviderFactory>(factory);
+
+public sealed class DynamoDbChordProtocolConformanceTests(DynamoDbProviderFactory factory) : ChordProtocolConformanceTests<DynamoDbProviderFactory>(factory);

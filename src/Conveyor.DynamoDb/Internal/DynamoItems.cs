@@ -18,8 +18,9 @@ namespace Conveyor.DynamoDb.Internal;
 /// A result's <c>Value</c> is a string, as machinery writes it (<c>fmt.Sprintf("%v")</c>): the same text for numbers,
 /// booleans and strings; for arrays Conveyor writes JSON (<c>[1,2,3]</c>, <c>["a","b"]</c>) so that they read back
 /// exactly, and it also reads Go's <c>[1 2 3]</c>. Conveyor's chord counter lives in attributes of its own on the
-/// group item (<c>ConveyorCompleted</c>, <c>ConveyorFailed</c>, <c>ConveyorMembers</c>, <c>ConveyorTraces</c>),
-/// which machinery ignores.
+/// group item (<c>ConveyorCompleted</c>, <c>ConveyorFailed</c>, <c>ConveyorMembers</c>, <c>ConveyorTraces</c>, the
+/// cursor over members a peer ran <c>ConveyorScanned</c>, <c>ConveyorPeerFailed</c>, <c>ConveyorPeerSeen</c>, and the
+/// chord claim <c>ConveyorClaimant</c>, <c>ConveyorPublished</c>), which machinery ignores.
 /// </remarks>
 internal static class DynamoItems
 {
@@ -29,6 +30,11 @@ internal static class DynamoItems
     public const string Failed = "ConveyorFailed";
     public const string Members = "ConveyorMembers";
     public const string Traces = "ConveyorTraces";
+    public const string Scanned = "ConveyorScanned";
+    public const string PeerFailed = "ConveyorPeerFailed";
+    public const string PeerSeen = "ConveyorPeerSeen";
+    public const string Claimant = "ConveyorClaimant";
+    public const string Published = "ConveyorPublished";
 
     public static AttributeValue S(string value) => new() { S = value };
 
@@ -123,6 +129,9 @@ internal static class DynamoItems
         ["TTL"] = N(ttl),
         [Members] = new AttributeValue { M = [] },
         [Traces] = new AttributeValue { M = [] },
+        [Scanned] = N(0),
+        [PeerFailed] = N(0),
+        [PeerSeen] = N(0),
     };
 
     public static GroupMeta? ToGroupMeta(Dictionary<string, AttributeValue> item)
