@@ -22,9 +22,11 @@ namespace Conveyor.DynamoDb;
 /// </para>
 /// <para>
 /// The chord counter is one conditional <c>UpdateItem</c> per member on the group's item: it adds the member to a map
-/// only if it is not there yet and increments the counts in the same write, so a redelivered member is counted once
-/// and exactly one member sees the group complete, without a lock (machinery locks the group meta and reads every
-/// member's state). A group holds a few thousand members at most (DynamoDB's 400 KB item limit).
+/// only if it is not there yet and increments the counts in the same write, so a redelivered member is counted once,
+/// without a lock or a read-modify-write (machinery locks the group meta and reads every member's state). Members a
+/// Go worker ran are counted by a forward-only cursor over their states (see <see cref="CompleteGroupMemberAsync"/>),
+/// and the callback is claimed with one conditional update of machinery's <c>ChordTriggered</c>
+/// (<see cref="ClaimChordAsync"/>). A group holds a few thousand members at most (DynamoDB's 400 KB item limit).
 /// </para>
 /// <para>
 /// DynamoDB pushes no changes, so result waits poll with backoff: the client reads the state after 1 ms, then at
