@@ -14,7 +14,8 @@ namespace Conveyor.Sqs;
 /// <summary>
 /// A broker on Amazon SQS with Go machinery's layout: the routing key names the queue, the body is machinery's JSON
 /// signature (machinery's <c>sqs.go</c> sends and reads exactly that), so machinery producers and workers share the
-/// queues. Beyond machinery: consumers long-poll and receive and delete up to 10 messages per call, keep extending the
+/// queues. Beyond machinery: concurrent publishes share <c>SendMessageBatch</c> calls, consumers long-poll and receive
+/// and delete up to 10 messages per call, keep extending the
 /// visibility of what they hold (a long task is not delivered twice while its worker lives), hold ETAs beyond SQS's
 /// 15-minute <c>DelaySeconds</c> by delaying the message again, and dead-letter to a queue of their own with the reason.
 /// </summary>
@@ -43,6 +44,7 @@ public sealed class SqsBroker : IBroker
     private readonly ConcurrentDictionary<string, string> _namesBySqsName = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Lazy<Task<string>>> _deadLetterQueues = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<SqsConsumer, byte> _consumers = new();
+    private readonly ConcurrentDictionary<string, SqsPublisher> _publishers = new(StringComparer.Ordinal);
     private int _disposed;
 
     /// <summary>Creates a broker. Nothing is sent to SQS until the first call.</summary>
@@ -121,7 +123,8 @@ public sealed class SqsBroker : IBroker
             SetDelay(request, eta, Time.GetUtcNow());
         }
 
-        await Client.SendMessageAsync(request, cancellationToken).ConfigureAwait(false);
+        var publisher = _publishers.GetOrAdd(queue.Name, static (_, state) => new SqsPublisher(state.Broker, state.Queue), (Broker: this, Queue: queue));
+        await publisher.SendAsync(request, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
@@ -249,6 +252,12 @@ public sealed class SqsBroker : IBroker
         foreach (var consumer in _consumers.Keys)
         {
             await consumer.DisposeAsync().ConfigureAwait(false);
+        }
+
+        // Publishes already asked for are sent before the client goes.
+        foreach (var publisher in _publishers.Values)
+        {
+            await publisher.DisposeAsync().ConfigureAwait(false);
         }
 
         if (_ownsClient)
