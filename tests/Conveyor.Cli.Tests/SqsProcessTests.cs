@@ -40,4 +40,19 @@ public sealed class SqsProcessTests : IDisposable
         second.Signal("TERM");
         Assert.Equal(0, await second.WaitForExitAsync(Generous));
     }
+
+    [Theory]
+    [InlineData("--broker", "sqs://nowhere/", "conveyor: sqs:// URL: 'nowhere' is not an AWS region")]
+    [InlineData("--backend", "dynamodb://us-east-1?colour=blue", "conveyor: dynamodb:// URL: unknown setting 'colour'")]
+    [InlineData("--broker", "sqs://AKIAEXAMPLE:hunter2@us-east-1/", "conveyor: an sqs:// URL carries no credentials")]
+    public async Task Send_BadAwsUrl_ExitsTwoWithOneLineThatSaysWhatToFix(string option, string url, string expected)
+    {
+        var (exitCode, output, error) = await CliProcess.RunAsync(_directory, Generous, "send", "add", "int64:1", "int64:2", option, url);
+
+        Assert.Equal(2, exitCode);
+        Assert.StartsWith(expected, error.Trim(), StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', error.Trim());
+        Assert.DoesNotContain("hunter2", error, StringComparison.Ordinal);
+        Assert.Equal(string.Empty, output.Trim());
+    }
 }
