@@ -174,6 +174,8 @@ internal static class RedisConnections
         public ValueTask<IReadOnlyList<string>> GetGroupMemberTraceParentsAsync(string groupId, int maxCount, CancellationToken cancellationToken = default) =>
             inner.GetGroupMemberTraceParentsAsync(groupId, maxCount, cancellationToken);
 
+        public ValueTask<ChordClaim> ClaimChordAsync(string groupId, string claimantId, CancellationToken cancellationToken = default) => inner.ClaimChordAsync(groupId, claimantId, cancellationToken);
+
         public ValueTask MarkChordTriggeredAsync(string groupId, CancellationToken cancellationToken = default) => inner.MarkChordTriggeredAsync(groupId, cancellationToken);
 
         public ValueTask WaitForChangeAsync(string taskId, TimeSpan maxWait, CancellationToken cancellationToken = default) => inner.WaitForChangeAsync(taskId, maxWait, cancellationToken);

@@ -29,6 +29,8 @@ public sealed class InMemoryBrokerConformanceTests(InMemoryProviderFactory facto
 
 public sealed class InMemoryResultBackendConformanceTests(InMemoryProviderFactory factory) : ResultBackendConformanceTests<InMemoryProviderFactory>(factory);
 
+public sealed class InMemoryChordProtocolConformanceTests(InMemoryProviderFactory factory) : ChordProtocolConformanceTests<InMemoryProviderFactory>(factory);
+
 /// <summary>One lock store per test (xunit makes a class instance per test): the in-memory lock is one process's.</summary>
 public sealed class InMemoryDistributedLockConformanceTests(InMemoryProviderFactory factory) : DistributedLockConformanceTests<InMemoryProviderFactory>(factory)
 {
