@@ -1,16 +1,31 @@
 namespace Conveyor.Cli.Tests;
 
+[Collection(ProcessEnvironment.Collection)]
 public sealed class ConnectionsTests
 {
     [Fact]
     public void Resolve_NothingSet_DefaultsToTheEmbeddedSqliteFile()
     {
-        if (Environment.GetEnvironmentVariable(Connections.BrokerVariable) is null && Environment.GetEnvironmentVariable(Connections.BackendVariable) is null)
-        {
-            Assert.Equal("sqlite://conveyor.db", Connections.ResolveBroker(null));
-            Assert.Equal("sqlite://conveyor.db", Connections.ResolveBackend(null));
-        }
+        using var environment = ProcessEnvironment.Without(Connections.BrokerVariable, Connections.BackendVariable, Connections.QueueVariable);
 
+        Assert.Equal("sqlite://conveyor.db", Connections.ResolveBroker(null));
+        Assert.Equal("sqlite://conveyor.db", Connections.ResolveBackend(null));
+        Assert.Equal("machinery_tasks", Connections.ResolveQueue(null));
+        Assert.Equal("memory://", Connections.ResolveBroker("memory://"));
+        Assert.Equal("q1", Connections.ResolveQueue("q1"));
+    }
+
+    [Fact]
+    public void Resolve_VariablesSet_FillInWhatTheCommandLineLeavesOut()
+    {
+        using var environment = ProcessEnvironment.Without(Connections.BrokerVariable, Connections.BackendVariable, Connections.QueueVariable);
+        Environment.SetEnvironmentVariable(Connections.BrokerVariable, "redis://broker.example:6379");
+        Environment.SetEnvironmentVariable(Connections.BackendVariable, "sqlite://results.db");
+        Environment.SetEnvironmentVariable(Connections.QueueVariable, "from_env");
+
+        Assert.Equal("redis://broker.example:6379", Connections.ResolveBroker(null));
+        Assert.Equal("sqlite://results.db", Connections.ResolveBackend(" "));
+        Assert.Equal("from_env", Connections.ResolveQueue(null));
         Assert.Equal("memory://", Connections.ResolveBroker("memory://"));
         Assert.Equal("q1", Connections.ResolveQueue("q1"));
     }
