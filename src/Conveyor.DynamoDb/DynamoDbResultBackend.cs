@@ -496,22 +496,19 @@ public sealed class DynamoDbResultBackend : IResultBackend
     {
         if (_memberIds.TryGetValue(groupId, out var cached))
         {
-            return cached;
+            return cached.Count == 0 ? null : cached;
         }
 
-        var meta = await GetGroupMetaAsync(groupId, cancellationToken).ConfigureAwait(false);
-        if (meta is null)
-        {
-            return null;
-        }
-
+        // A group without a meta (a counter of completions only, such as the benchmark's) is remembered as such: a
+        // group's meta is stored before any member is published, so it does not appear later.
+        var ids = (await GetGroupMetaAsync(groupId, cancellationToken).ConfigureAwait(false))?.TaskIds ?? [];
         if (_memberIds.Count >= MaxCachedGroups)
         {
             _memberIds.Clear(); // a cache: a group that loses its entry reads its meta again
         }
 
-        _memberIds[groupId] = meta.TaskIds;
-        return meta.TaskIds;
+        _memberIds[groupId] = ids;
+        return ids.Count == 0 ? null : ids;
     }
 
     // Moves the group's cursor forward over members that are recorded or final, a chunk at a time, and stores it
@@ -694,7 +691,8 @@ public sealed class DynamoDbResultBackend : IResultBackend
                 break;
             }
 
-            await Task.Delay(delay, _time).ConfigureAwait(false);
+            // Real time, not the injected clock: this waits for DynamoDB itself.
+            await Task.Delay(delay, TimeProvider.System).ConfigureAwait(false);
         }
 
         try

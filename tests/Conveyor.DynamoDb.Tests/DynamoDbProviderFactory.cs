@@ -30,6 +30,9 @@ public sealed class DynamoDbProviderFactory : IConveyorProviderFactory
     public ValueTask<IResultBackend> CreateBackendAsync(CancellationToken cancellationToken = default) =>
         ValueTask.FromResult<IResultBackend>(new DynamoDbResultBackend(Options()));
 
+    public ValueTask<IResultBackend?> CreateBackendAsync(TimeProvider clock, CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult<IResultBackend?>(new DynamoDbResultBackend(Options(), clock));
+
     public ValueTask SimulateCrashAsync(IMessageConsumer consumer) => consumer.DisposeAsync();
 
     public async ValueTask DisposeAsync()
