@@ -26,7 +26,8 @@ namespace Conveyor.DynamoDb;
 /// without a lock or a read-modify-write (machinery locks the group meta and reads every member's state). Members a
 /// Go worker ran are counted by a forward-only cursor over their states (see <see cref="CompleteGroupMemberAsync"/>),
 /// and the callback is claimed with one conditional update of machinery's <c>ChordTriggered</c>
-/// (<see cref="ClaimChordAsync"/>). A group holds a few thousand members at most (DynamoDB's 400 KB item limit).
+/// (<see cref="ClaimChordAsync"/>). The member map holds a 12-character key per member, so a group holds about 25,000
+/// members at most (DynamoDB's 400 KB item limit), and each member's write is billed by the group item's size.
 /// </para>
 /// <para>
 /// DynamoDB pushes no changes, so result waits poll with backoff: the client reads the state after 1 ms, then at
@@ -204,7 +205,7 @@ public sealed class DynamoDbResultBackend : IResultBackend
         var names = new Dictionary<string, string>
         {
             ["#Members"] = Members,
-            ["#member"] = taskId,
+            ["#member"] = MemberKey(taskId),
             ["#Completed"] = Completed,
             ["#Failed"] = Failed,
             ["#Triggered"] = "ChordTriggered",
@@ -607,7 +608,7 @@ public sealed class DynamoDbResultBackend : IResultBackend
         var names = new Dictionary<string, string> { ["#Members"] = Members };
         for (var i = 0; i < chunk.Count; i++)
         {
-            names["#m" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)] = chunk[i];
+            names["#m" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)] = MemberKey(chunk[i]);
         }
 
         var response = await Client.GetItemAsync(
@@ -621,7 +622,7 @@ public sealed class DynamoDbResultBackend : IResultBackend
             },
             cancellationToken).ConfigureAwait(false);
         return response.Item is { } item && item.TryGetValue(Members, out var members) && members.M is { } map
-            ? new HashSet<string>(map.Keys, StringComparer.Ordinal)
+            ? new HashSet<string>(chunk.Where(id => map.ContainsKey(MemberKey(id))), StringComparer.Ordinal)
             : [];
     }
 
