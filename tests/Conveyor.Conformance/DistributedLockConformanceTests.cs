@@ -102,6 +102,7 @@ public abstract class DistributedLockConformanceTests<TFactory> : IClassFixture<
 
         await AdvanceLeaseClockAsync(Clock, MostOfTheLease);
         Assert.True(await lease.RenewAsync(Lease), "the holder could not renew a lease it still held");
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(async () => await lease.RenewAsync(TimeSpan.Zero));
         await AdvanceLeaseClockAsync(Clock, MostOfTheLease); // past the first lease, inside the renewed one
         Assert.Null(await contender.TryAcquireAsync(name, Lease));
         Assert.True(await lease.RenewAsync(Lease));
