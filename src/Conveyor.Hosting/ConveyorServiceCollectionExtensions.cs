@@ -38,6 +38,10 @@ public static class ConveyorServiceCollectionExtensions
 
             services.TryAddSingleton(TimeProvider.System);
             services.TryAddSingleton<ConveyorConnections>();
+
+            // First among the hosted services: the engines are connected (asynchronously) before a worker or
+            // scheduler creates anything on them.
+            services.AddSingleton<IHostedService, ConveyorStartup>();
             services.TryAddSingleton(static sp => sp.GetRequiredService<ConveyorConnections>().CreateBroker());
             services.TryAddSingleton(static sp => sp.GetRequiredService<ConveyorConnections>().CreateResultBackend());
             services.TryAddSingleton(static sp => sp.GetRequiredService<ConveyorConnections>().CreateLock());
@@ -99,12 +103,7 @@ public static class ConveyorServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<WorkerOptions>, WorkerOptionsValidator>());
 
         // Not AddHostedService: it de-duplicates factory registrations by type, and several workers are allowed.
-        services.AddSingleton<IHostedService>(sp => new ConveyorWorker(
-            sp.GetRequiredService<ConveyorClient>(),
-            sp.GetRequiredService<TaskRegistry>(),
-            sp.GetRequiredService<IOptionsMonitor<WorkerOptions>>().Get(name),
-            sp.GetService<ILoggerFactory>(),
-            sp));
+        services.AddSingleton<IHostedService>(sp => new ConveyorWorkerService(sp, name));
         return services;
     }
 }
