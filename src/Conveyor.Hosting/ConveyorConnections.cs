@@ -133,16 +133,5 @@ internal sealed partial class ConveyorConnections(IOptions<ConveyorOptions> opti
     }
 
     /// <summary>Hides a password in a URL before it goes into a message or a log.</summary>
-    public static string Redact(string url)
-    {
-        var schemeEnd = url.IndexOf("://", StringComparison.Ordinal);
-        var at = url.LastIndexOf('@');
-        if (schemeEnd < 0 || at < schemeEnd)
-        {
-            return url;
-        }
-
-        var colon = url.IndexOf(':', schemeEnd + 3);
-        return colon > 0 && colon < at ? string.Concat(url.AsSpan(0, colon + 1), "***", url.AsSpan(at)) : url;
-    }
+    public static string Redact(string url) => ConveyorUrls.Redact(url);
 }

@@ -15,7 +15,7 @@ namespace Conveyor.Redis;
 internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisConveyorOptions>> configure) : IConveyorProvider, IAsyncDisposable
 {
     private readonly Lock _gate = new();
-    private readonly Dictionary<string, ConnectionMultiplexer> _connections = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Task<ConnectionMultiplexer>> _connections = new(StringComparer.Ordinal);
 
     public string Name => "Redis";
 
@@ -34,40 +34,70 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
     public async ValueTask ConnectAsync(string url, IServiceProvider services, CancellationToken cancellationToken = default)
     {
         var key = RedisUrl.ConnectionPart(url);
-        ConnectionMultiplexer? connection;
+        Task<ConnectionMultiplexer>? existing;
         lock (_gate)
         {
-            _connections.TryGetValue(key, out connection);
+            _connections.TryGetValue(key, out existing);
         }
 
-        if (connection is null)
+        if (existing is not null)
         {
-            // Not aborting on a failed first connect: the multiplexer keeps retrying in the background, so a host
-            // that starts anyway recovers on its own once Redis is back.
-            var opened = await ConnectionMultiplexer.ConnectAsync(Configuration(key)).WaitAsync(cancellationToken).ConfigureAwait(false);
+            var connection = await existing.WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (!connection.IsConnected)
+            {
+                throw new RedisConnectionException(ConnectionFailureType.UnableToConnect, $"no Redis answers at {EndPoints(connection.GetEndPoints())}");
+            }
+
+            return;
+        }
+
+        try
+        {
+            // Aborting on a failed first connect answers at once (see Configuration).
+            var connected = await ConnectionMultiplexer.ConnectAsync(Configuration(key, abortOnConnectFail: true)).WaitAsync(cancellationToken).ConfigureAwait(false);
+            bool added;
             lock (_gate)
             {
-                if (!_connections.TryAdd(key, opened))
+                added = _connections.TryAdd(key, Task.FromResult(connected));
+            }
+
+            if (!added)
+            {
+                await connected.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+        catch (RedisConnectionException ex)
+        {
+            if (services.GetService<IOptions<ConveyorOptions>>()?.Value.FailFast != true)
+            {
+                // Starting anyway: a multiplexer that keeps retrying in the background, so the host recovers on its
+                // own once Redis is back, opened here so that nothing connects synchronously later.
+                Task<ConnectionMultiplexer> retrying;
+                lock (_gate)
                 {
-                    connection = _connections[key];
+                    if (!_connections.TryGetValue(key, out retrying!))
+                    {
+                        retrying = ConnectionMultiplexer.ConnectAsync(Configuration(key, abortOnConnectFail: false));
+                        _connections[key] = retrying;
+                    }
+                }
+
+                try
+                {
+                    await retrying.WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Still connecting: the components created next wait for the rest of it.
                 }
             }
 
-            if (connection is not null)
-            {
-                await opened.DisposeAsync().ConfigureAwait(false);
-            }
-            else
-            {
-                connection = opened;
-            }
-        }
-
-        if (!connection.IsConnected)
-        {
-            throw new RedisConnectionException(ConnectionFailureType.UnableToConnect, $"no Redis answers at {string.Join(", ", connection.GetEndPoints().Select(e => e.ToString()))}");
+            var reason = ex.InnerException is { Message.Length: > 0 } inner ? $"{ex.FailureType}: {inner.Message}" : ex.FailureType.ToString();
+            throw new RedisConnectionException(ex.FailureType, $"no Redis answers at {EndPoints(RedisUrl.Parse(key).EndPoints)} ({reason.ReplaceLineEndings(" ")})", ex);
         }
     }
+
+    private static string EndPoints(IEnumerable<System.Net.EndPoint> endPoints) => string.Join(", ", endPoints.Select(e => e is System.Net.DnsEndPoint dns ? $"{dns.Host}:{dns.Port}" : e.ToString()));
 
     public string? Validate(string url)
     {
@@ -93,15 +123,25 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
 
     public async ValueTask DisposeAsync()
     {
-        ConnectionMultiplexer[] connections;
+        Task<ConnectionMultiplexer>[] connections;
         lock (_gate)
         {
             connections = [.. _connections.Values];
             _connections.Clear();
         }
 
-        foreach (var connection in connections)
+        foreach (var pending in connections)
         {
+            ConnectionMultiplexer connection;
+            try
+            {
+                connection = await pending.ConfigureAwait(false);
+            }
+            catch (RedisConnectionException)
+            {
+                continue;
+            }
+
             await connection.CloseAsync().ConfigureAwait(false);
             await connection.DisposeAsync().ConfigureAwait(false);
         }
@@ -111,23 +151,33 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
     {
         // URLs that differ only in Conveyor's query settings share a connection.
         var key = RedisUrl.ConnectionPart(url);
+        Task<ConnectionMultiplexer>? connection;
         lock (_gate)
         {
-            if (!_connections.TryGetValue(key, out var connection))
+            if (!_connections.TryGetValue(key, out connection))
             {
-                connection = ConnectionMultiplexer.Connect(Configuration(key));
+                // Only outside a host's start (which calls ConnectAsync first): a synchronous connect.
+                connection = Task.FromResult(ConnectionMultiplexer.Connect(Configuration(key, abortOnConnectFail: false)));
                 _connections[key] = connection;
             }
-
-            return connection;
         }
+
+        // Completed, unless a start that went on without Redis is still making its first attempt.
+        return connection.IsCompletedSuccessfully ? connection.Result : connection.GetAwaiter().GetResult();
     }
 
     // A host must start even while Redis is down (it reconnects in the background; health checks say so).
-    private static ConfigurationOptions Configuration(string connectionPart)
+    private static ConfigurationOptions Configuration(string connectionPart, bool abortOnConnectFail)
     {
         var configuration = RedisUrl.Parse(connectionPart);
-        configuration.AbortOnConnectFail = false;
+        configuration.AbortOnConnectFail = abortOnConnectFail;
+        if (abortOnConnectFail)
+        {
+            // One attempt: with retries StackExchange.Redis waits out ConnectTimeout even on a refused connection.
+            // ConnectRetry only governs this first connect; once connected, the multiplexer reconnects by itself.
+            configuration.ConnectRetry = 1;
+        }
+
         configuration.ClientName ??= $"conveyor-{Environment.ProcessId}";
         return configuration;
     }
