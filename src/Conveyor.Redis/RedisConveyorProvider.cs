@@ -82,14 +82,9 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
                     }
                 }
 
-                try
-                {
-                    await retrying.WaitAsync(cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    // Still connecting: the components created next wait for the rest of it.
-                }
+                // Its first attempt is bounded by the client's own connect timeout (5 s by default), not by the
+                // caller's token: the components created next must find it made, or they would block on it.
+                await retrying.ConfigureAwait(false);
             }
 
             var reason = ex.InnerException is { Message.Length: > 0 } inner ? $"{ex.FailureType}: {inner.Message}" : ex.FailureType.ToString();

@@ -22,7 +22,7 @@ internal sealed class SendSettings : JsonConnectionSettings
     public bool Group { get; init; }
 
     [CommandOption("--chord <CALLBACK>")]
-    [Description("Send the TASK specs as a group, then CALLBACK ('NAME [[TYPE:VALUE ...]]') with every member's results: --chord sum 'multiply int64:2 int64:3' 'multiply int64:4 int64:5'")]
+    [Description("Send the TASK specs as a group, then CALLBACK ('NAME [[TYPE:VALUE ...]]') with every member's results: --chord sum 'multiply int64:2 int64:3' 'multiply int64:4 int64:5'. Default: none (not a chord)")]
     public string? Chord { get; init; }
 
     [CommandOption("--chain")]
@@ -30,7 +30,7 @@ internal sealed class SendSettings : JsonConnectionSettings
     public bool Chain { get; init; }
 
     [CommandOption("-f|--file <FILE>")]
-    [Description("Send the task or workflow in a JSON file: {\"group\": [[...]]}, {\"chord\": {\"group\": [[...]], \"callback\": ...}}, {\"chain\": [[...]]}; a task is \"add int64:1 int64:2\" or {\"task\": \"add\", \"args\": [[\"int64:1\"]]}")]
+    [Description("Send the task or workflow in a JSON file: {\"group\": [[...]]}, {\"chord\": {\"group\": [[...]], \"callback\": ...}}, {\"chain\": [[...]]}; a task is \"add int64:1 int64:2\" or {\"task\": \"add\", \"args\": [[\"int64:1\"]]}. Default: none")]
     public string? File { get; init; }
 
     [CommandOption("--eta <TIME>")]
