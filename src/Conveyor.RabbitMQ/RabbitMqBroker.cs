@@ -11,7 +11,7 @@ namespace Conveyor.RabbitMQ;
 /// <summary>
 /// A broker on RabbitMQ with Go machinery's AMQP topology: tasks are published to <see cref="RabbitMqBrokerOptions.Exchange"/>
 /// with the queue name as routing key, each work queue is a durable queue bound with the binding key, and a task
-/// with an ETA waits in a <c>delay.&lt;ms&gt;.&lt;exchange&gt;.&lt;routing key&gt;</c> queue whose TTL dead-letters it
+/// with an ETA waits in machinery's <c>delay.&lt;ms&gt;.&lt;exchange&gt;.&lt;routing key&gt;</c> queue (from 5 s; a shorter delay in <c>conveyor.delay.…</c>) whose TTL dead-letters it
 /// back to the exchange. Go machinery producers and workers can share the exchange and the queues.
 /// </summary>
 /// <remarks>
@@ -37,6 +37,7 @@ namespace Conveyor.RabbitMQ;
 public sealed class RabbitMqBroker : IBroker
 {
     private const string DelayPrefix = "delay.";
+    private const string OwnDelayPrefix = "conveyor.delay.";
     private const long MinDelayQueueExpiryMs = 10_000;
 
     private readonly RabbitMqBrokerOptions _options;
@@ -502,8 +503,8 @@ public sealed class RabbitMqBroker : IBroker
             // queues nobody needs. Every publish to one declares it again anyway.
             TopologyRecoveryFilter = new TopologyRecoveryFilter
             {
-                QueueFilter = queue => !queue.Name.StartsWith(DelayPrefix, StringComparison.Ordinal),
-                BindingFilter = binding => !binding.Destination.StartsWith(DelayPrefix, StringComparison.Ordinal),
+                QueueFilter = queue => !IsDelayQueue(queue.Name),
+                BindingFilter = binding => !IsDelayQueue(binding.Destination),
             },
         };
 
@@ -638,13 +639,16 @@ public sealed class RabbitMqBroker : IBroker
         var granularity = (long)_options.DelayGranularity.TotalMilliseconds;
         var ms = (long)Math.Ceiling(delay.TotalMilliseconds);
         ms = Math.Max(1, (ms + granularity - 1) / granularity * granularity);
-        var name = string.Create(CultureInfo.InvariantCulture, $"{DelayPrefix}{ms}.{_options.Exchange}.{routingKey}");
-        var now = _time.GetTimestamp();
-
         // machinery's x-expires is 2 × ms. RabbitMQ deletes an expiring queue with its messages (they are not
         // dead-lettered), and at a few milliseconds the queue's expiry can beat its messages' TTL: short delays
-        // (a retry backoff of milliseconds) get 10 s instead. From 5 s up the arguments are machinery's exactly.
-        var expires = Math.Max(ms * 2, MinDelayQueueExpiryMs);
+        // (a retry backoff of milliseconds) get 10 s instead. Those arguments differ from machinery's, and a queue
+        // declared with other arguments than an existing one fails (PRECONDITION_FAILED), so short delays wait in
+        // queues of Conveyor's own name (conveyor.delay.…); from 5 s up, name and arguments are machinery's exactly
+        // and Go and .NET publishers share the queue.
+        var machineryArguments = ms * 2 >= MinDelayQueueExpiryMs;
+        var expires = machineryArguments ? ms * 2 : MinDelayQueueExpiryMs;
+        var name = string.Create(CultureInfo.InvariantCulture, $"{(machineryArguments ? DelayPrefix : OwnDelayPrefix)}{ms}.{_options.Exchange}.{routingKey}");
+        var now = _time.GetTimestamp();
 
         // A publish within (expires - ms) of the last declaration lands, and its message leaves ms later, before
         // the queue can expire. Past that, declare again (which also restarts the expiry).
@@ -735,6 +739,9 @@ public sealed class RabbitMqBroker : IBroker
 
         channel.Dispose();
     }
+
+    private static bool IsDelayQueue(string name) =>
+        name.StartsWith(DelayPrefix, StringComparison.Ordinal) || name.StartsWith(OwnDelayPrefix, StringComparison.Ordinal);
 
     private sealed record DelayQueue(string RoutingKey, long DeclaredAt);
 

@@ -23,12 +23,16 @@ namespace Conveyor.Redis;
 /// </para>
 /// <para>
 /// The chord counter is one script per member over a set of completed members (<c>conveyor:group:{id}:members</c>)
-/// and a hash with the failure count and the trigger mark (<c>conveyor:group:{id}:progress</c>): O(1), idempotent
-/// per member, no lock (machinery takes a global <c>TriggerChordMutex</c> and reads every member's state).
+/// and a hash with the failure count, the trigger mark and a cursor over the members' states
+/// (<c>conveyor:group:{id}:progress</c>): idempotent per member and O(1) amortized, where machinery reads every
+/// member's state for every member. The cursor counts the members that Go machinery workers ran (they write
+/// states only), so a chord completes whichever side runs its last member. The claim of the callback is
+/// machinery's: <c>ChordTriggered</c> in the group meta, set under machinery's <c>TriggerChordMutex</c>.
 /// </para>
 /// </remarks>
 public sealed class RedisResultBackend : IResultBackend
 {
+    private const int ChordMutexTries = 32;
     private static readonly TimeSpan SubscriptionLinger = TimeSpan.FromSeconds(5);
     private static readonly byte[] CreatedAtProperty = "\"CreatedAt\":\""u8.ToArray();
 
@@ -139,9 +143,48 @@ public sealed class RedisResultBackend : IResultBackend
         ArgumentException.ThrowIfNullOrEmpty(taskId);
         var result = (RedisResult[])(await Database.ScriptEvaluateAsync(
             RedisScripts.CompleteGroupMember,
-            [_keys.GroupMembers(groupId), _keys.GroupProgress(groupId), _keys.GroupTraces(groupId)],
-            [taskId, succeeded ? "1" : "0", _ttlMilliseconds, traceParent ?? string.Empty]).ConfigureAwait(false))!;
+            [_keys.GroupMembers(groupId), _keys.GroupProgress(groupId), _keys.GroupTraces(groupId), _keys.GroupMeta(groupId), _keys.GroupMemberIds(groupId)],
+            [taskId, succeeded ? "1" : "0", _ttlMilliseconds, traceParent ?? string.Empty, _keys.Prefix]).ConfigureAwait(false))!;
         return new GroupCompletion((int)result[0], (int)result[1], (long)result[2] == 1, (long)result[3] == 1);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// One script per try. While a Go worker holds machinery's <c>TriggerChordMutex</c> the script answers busy
+    /// and the call tries again after 50–250 ms, 32 times at most: redsync's defaults for that mutex (whose lease is
+    /// 8 s), so a claim waits about as long as a Go worker's would.
+    /// </remarks>
+    public async ValueTask<ChordClaim> ClaimChordAsync(string groupId, string claimantId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        ArgumentException.ThrowIfNullOrEmpty(claimantId);
+        for (var attempt = 1; ; attempt++)
+        {
+            var outcome = (long)(await Database.ScriptEvaluateAsync(
+                RedisScripts.ClaimChord,
+                [_keys.ChordMutex, _keys.GroupMeta(groupId), _keys.GroupProgress(groupId)],
+                [claimantId, _ttlSeconds, _ttlMilliseconds]).ConfigureAwait(false));
+            switch (outcome)
+            {
+                case 1:
+                    return ChordClaim.Won;
+                case 2:
+                    return ChordClaim.Resumed;
+                case 0:
+                    return ChordClaim.Lost;
+                case -2:
+                    throw new InvalidOperationException($"Chord {groupId} cannot be claimed: its group meta is missing (expired?).");
+                case -3:
+                    throw new InvalidOperationException($"Chord {groupId} cannot be claimed: its group meta has no ChordTriggered field.");
+            }
+
+            if (attempt >= ChordMutexTries)
+            {
+                throw new TimeoutException($"Chord {groupId} cannot be claimed: machinery's TriggerChordMutex stayed held through {ChordMutexTries} tries.");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(50, 251)), _time, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <inheritdoc/>
@@ -232,7 +275,7 @@ public sealed class RedisResultBackend : IResultBackend
     public async ValueTask DeleteGroupAsync(string groupId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(groupId);
-        await Database.KeyDeleteAsync([_keys.GroupMeta(groupId), _keys.GroupMembers(groupId), _keys.GroupProgress(groupId), _keys.GroupTraces(groupId)]).ConfigureAwait(false);
+        await Database.KeyDeleteAsync([_keys.GroupMeta(groupId), _keys.GroupMembers(groupId), _keys.GroupProgress(groupId), _keys.GroupTraces(groupId), _keys.GroupMemberIds(groupId)]).ConfigureAwait(false);
     }
 
     /// <summary>Drops this backend's subscriptions. The multiplexer stays open.</summary>

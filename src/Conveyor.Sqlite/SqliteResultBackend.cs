@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Conveyor.Serialization;
 using Conveyor.Sqlite.Internal;
 using Microsoft.Extensions.Logging;
@@ -21,7 +22,9 @@ public sealed class SqliteResultBackend : IResultBackend
 {
     private readonly SqliteStore _store;
     private readonly TimeProvider _time;
+    private const int MaxCachedGroups = 1024;
     private readonly long _resultTtlMs;
+    private readonly ConcurrentDictionary<string, IReadOnlyList<string>> _memberIds = new(StringComparer.Ordinal);
     private int _disposed;
 
     /// <summary>Creates a backend. Does no I/O: the database is opened (and its schema created) on first use.</summary>
@@ -41,6 +44,40 @@ public sealed class SqliteResultBackend : IResultBackend
     public ResultBackendCapabilities Capabilities => ResultBackendCapabilities.ChangeNotifications | ResultBackendCapabilities.ResultExpiry | ResultBackendCapabilities.Distributed;
 
     private long NowMs => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private static ReadOnlySpan<byte> SuccessState => "\"State\":\"SUCCESS\""u8;
+
+    private static ReadOnlySpan<byte> FailureState => "\"State\":\"FAILURE\""u8;
+
+    /// <summary>SUCCESS or FAILURE when the stored state JSON is final (machinery's compact JSON), else <see langword="null"/>.</summary>
+    private static TaskState? FinalStateOf(ReadOnlySpan<byte> body) =>
+        body.IndexOf(SuccessState) >= 0 ? TaskState.Success
+        : body.IndexOf(FailureState) >= 0 ? TaskState.Failure
+        : null;
+
+    /// <summary>A group's member ids, parsed from its meta once per process (dropped when the group completes).</summary>
+    private IReadOnlyList<string>? MemberIdsOf(WriteContext context, string groupId, long now)
+    {
+        if (_memberIds.TryGetValue(groupId, out var cached))
+        {
+            return cached;
+        }
+
+        using var reader = context.Command(Sql.SelectGroupBody).With("$group_id", groupId).With("$now", now).ExecuteReader();
+        if (!reader.Read())
+        {
+            return null;
+        }
+
+        var ids = WireFormat.DeserializeGroupMeta(reader.GetBlob(0)).TaskIds;
+        if (_memberIds.Count >= MaxCachedGroups)
+        {
+            _memberIds.Clear(); // a cache: a group that loses its entry parses its meta again
+        }
+
+        _memberIds[groupId] = ids;
+        return ids;
+    }
 
     /// <inheritdoc/>
     /// <remarks>The record expires <see cref="SqliteConveyorOptions.ResultTtl"/> after this write.</remarks>
@@ -189,6 +226,11 @@ public sealed class SqliteResultBackend : IResultBackend
     }
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// Two statements in the writer's transaction when every member is recorded here; otherwise the cursor over the
+    /// members' states (a member completed without a row, such as one finished by a process of a version that kept
+    /// no counter) moves on from where it stopped. The member ids are parsed from the group meta once per process.
+    /// </remarks>
     public async ValueTask<GroupCompletion> CompleteGroupMemberAsync(string groupId, string taskId, bool succeeded, string? traceParent = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(groupId);
@@ -196,22 +238,115 @@ public sealed class SqliteResultBackend : IResultBackend
         ThrowIfDisposed();
         return await _store.WriteAsync((Backend: this, GroupId: groupId, TaskId: taskId, Succeeded: succeeded, TraceParent: string.IsNullOrEmpty(traceParent) ? null : traceParent), static (context, s) =>
         {
-            // Two statements in the writer's transaction: the member's row decides whether this completion is the
-            // first, and the counter row counts it. Nothing else of the group is read.
+            var now = s.Backend.NowMs;
             var first = context.Command(Sql.InsertMember)
                 .With("$group_id", s.GroupId)
                 .With("$task_id", s.TaskId)
                 .With("$trace_parent", s.TraceParent)
                 .ExecuteNonQuery() == 1;
-            using var reader = context.Command(Sql.CountMember)
+            int completed, failed, scanned, peerFailed;
+            bool triggered;
+            using (var reader = context.Command(Sql.CountMember)
                 .With("$group_id", s.GroupId)
                 .With("$completed", first ? 1 : 0)
                 .With("$failed", first && !s.Succeeded ? 1 : 0)
-                .With("$expires_at", s.Backend.NowMs + s.Backend._resultTtlMs)
-                .ExecuteReader();
-            reader.Read();
-            return new GroupCompletion((int)reader.GetInt64(0), (int)reader.GetInt64(1), first, reader.GetInt64(2) != 0);
+                .With("$expires_at", now + s.Backend._resultTtlMs)
+                .ExecuteReader())
+            {
+                reader.Read();
+                completed = (int)reader.GetInt64(0);
+                failed = (int)reader.GetInt64(1);
+                triggered = reader.GetInt64(2) != 0;
+                scanned = (int)reader.GetInt64(3);
+                peerFailed = (int)reader.GetInt64(4);
+            }
+
+            var ids = s.Backend.MemberIdsOf(context, s.GroupId, now);
+            if (ids is not null && completed < ids.Count && scanned < ids.Count)
+            {
+                var start = scanned;
+                while (scanned < ids.Count)
+                {
+                    var id = ids[scanned];
+                    bool recorded;
+                    using (var member = context.Command(Sql.IsMember).With("$group_id", s.GroupId).With("$task_id", id).ExecuteReader())
+                    {
+                        recorded = member.Read();
+                    }
+
+                    if (!recorded)
+                    {
+                        using var state = context.Command(Sql.SelectStateBody).With("$task_id", id).With("$now", now).ExecuteReader();
+                        var final = state.Read() ? FinalStateOf(state.GetBlob(0)) : null;
+                        if (final == TaskState.Failure)
+                        {
+                            peerFailed++;
+                        }
+                        else if (final != TaskState.Success)
+                        {
+                            break;
+                        }
+                    }
+
+                    scanned++;
+                }
+
+                if (scanned != start)
+                {
+                    context.Command(Sql.UpdateScan).With("$group_id", s.GroupId).With("$scanned", scanned).With("$peer_failed", peerFailed).ExecuteNonQuery();
+                }
+            }
+
+            completed = Math.Max(completed, scanned);
+            if (ids is not null && completed >= ids.Count)
+            {
+                s.Backend._memberIds.TryRemove(s.GroupId, out _);
+            }
+
+            return new GroupCompletion(completed, failed + peerFailed, first, triggered);
         }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<ChordClaim> ClaimChordAsync(string groupId, string claimantId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        ArgumentException.ThrowIfNullOrEmpty(claimantId);
+        ThrowIfDisposed();
+        var outcome = await _store.WriteAsync((Backend: this, GroupId: groupId, Claimant: claimantId), static (context, s) =>
+        {
+            var now = s.Backend.NowMs;
+            byte[]? body;
+            using (var reader = context.Command(Sql.SelectGroupBody).With("$group_id", s.GroupId).With("$now", now).ExecuteReader())
+            {
+                body = reader.Read() ? reader.GetBytes(0) : null;
+            }
+
+            if (body is null)
+            {
+                return (ChordClaim?)null;
+            }
+
+            using (var reader = context.Command(Sql.SelectClaim).With("$group_id", s.GroupId).ExecuteReader())
+            {
+                if (reader.Read() && reader.GetInt64(0) != 0)
+                {
+                    return !reader.IsDBNull(1) && reader.GetString(1) == s.Claimant ? ChordClaim.Resumed : ChordClaim.Lost;
+                }
+            }
+
+            var meta = WireFormat.DeserializeGroupMeta(body);
+            if (meta.ChordTriggered)
+            {
+                return ChordClaim.Lost;
+            }
+
+            context.Command(Sql.Claim).With("$group_id", s.GroupId).With("$expires_at", now + s.Backend._resultTtlMs).With("$claimant", s.Claimant).ExecuteNonQuery();
+            var triggered = new GroupMeta { GroupId = meta.GroupId, TaskIds = meta.TaskIds, ChordTriggered = true, Lock = meta.Lock, CreatedAt = meta.CreatedAt, Ttl = meta.Ttl };
+            context.Command(Sql.UpdateGroupBody).With("$group_id", s.GroupId).With("$body", WireFormat.SerializeGroupMeta(triggered)).ExecuteNonQuery();
+            return ChordClaim.Won;
+        }, cancellationToken).ConfigureAwait(false);
+        return outcome ?? throw new InvalidOperationException($"Chord {groupId} cannot be claimed: its group meta is missing (expired?).");
     }
 
     /// <inheritdoc/>

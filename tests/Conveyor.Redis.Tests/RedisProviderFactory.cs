@@ -91,6 +91,11 @@ public sealed class RedisBrokerConformanceTests(RedisProviderFactory factory) : 
 
 public sealed class RedisResultBackendConformanceTests(RedisProviderFactory factory) : ResultBackendConformanceTests<RedisProviderFactory>(factory);
 
+public sealed class RedisChordProtocolConformanceTests(RedisProviderFactory factory) : ChordProtocolConformanceTests<RedisProviderFactory>(factory);
+
+/// <summary>machinery's own layout (no key prefix): the keys and the mutex are exactly Go machinery's.</summary>
+public sealed class MachineryLayoutChordProtocolConformanceTests(MachineryLayoutFactory factory) : ChordProtocolConformanceTests<MachineryLayoutFactory>(factory);
+
 public sealed class RedisWorkerConformanceTests(RedisProviderFactory factory) : WorkerConformanceTests<RedisProviderFactory>(factory);
 
 public sealed class RedisSchedulerConformanceTests(RedisProviderFactory factory) : SchedulerConformanceTests<RedisProviderFactory>(factory)

@@ -41,6 +41,8 @@ public sealed class SqliteBrokerConformanceTests(SqliteProviderFactory factory) 
 
 public sealed class SqliteResultBackendConformanceTests(SqliteProviderFactory factory) : ResultBackendConformanceTests<SqliteProviderFactory>(factory);
 
+public sealed class SqliteChordProtocolConformanceTests(SqliteProviderFactory factory) : ChordProtocolConformanceTests<SqliteProviderFactory>(factory);
+
 public sealed class SqliteWorkerConformanceTests(SqliteProviderFactory factory) : WorkerConformanceTests<SqliteProviderFactory>(factory);
 
 public sealed class SqliteSchedulerConformanceTests(SqliteProviderFactory factory) : SchedulerConformanceTests<SqliteProviderFactory>(factory)

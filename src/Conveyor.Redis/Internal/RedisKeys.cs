@@ -64,6 +64,12 @@ internal sealed class RedisKeys(string prefix, string delayedTasksKey)
     // values in the members set, so that workers of an older version (SADD on the set) can share the keys.
     public RedisKey GroupTraces(string groupId) => Prefix + "conveyor:group:{" + groupId + "}:traces";
 
+    /// <summary>The group's member ids in member order (copied once from machinery's group meta), for the completion cursor.</summary>
+    public RedisKey GroupMemberIds(string groupId) => Prefix + "conveyor:group:{" + groupId + "}:ids";
+
+    /// <summary>machinery's global redsync mutex around <c>TriggerChord</c> (the key is the mutex's name).</summary>
+    public RedisKey ChordMutex { get; } = prefix + "TriggerChordMutex";
+
     public string StateChannel(string taskId) => Prefix + "conveyor:state:" + taskId;
 
     public RedisKey Lock(string name) => Prefix + "conveyor:lock:{" + name + "}";

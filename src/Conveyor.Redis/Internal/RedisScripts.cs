@@ -244,8 +244,14 @@ internal static class RedisScripts
 
     /// <summary>
     /// The chord counter: records a member once (SADD), counts failures once, stores the member's trace context
-    /// (when given) with its first completion, and returns {completed, failed, first time, triggered}. O(1), no lock.
-    /// KEYS: members set, progress hash, traces hash. ARGV: task id, succeeded ('1'/'0'), TTL (ms), traceparent or ''.
+    /// (when given) with its first completion. Then, unless every member was recorded here, it moves a cursor over
+    /// the members in member order while their stored states are final: members that a Go machinery worker ran
+    /// are never recorded in the set, only their states are written (its <c>GroupCompleted</c> reads them all).
+    /// The member ids are copied once from machinery's group meta into a list, and the cursor only moves forward,
+    /// so a group costs O(N) reads in all and a call O(1) amortized. Returns {completed, failed, first time,
+    /// triggered}: completed is the member count once every member is final.
+    /// KEYS: members set, progress hash, traces hash, group meta, member id list.
+    /// ARGV: task id, succeeded ('1'/'0'), TTL (ms), traceparent or '', key prefix of task states.
     /// </summary>
     public const string CompleteGroupMember = """
         local first = redis.call('SADD', KEYS[1], ARGV[1])
@@ -260,10 +266,83 @@ internal static class RedisScripts
             redis.call('PEXPIRE', KEYS[3], ARGV[3])
           end
         end
-        local p = redis.call('HMGET', KEYS[2], 'failed', 'triggered')
+        local completed = redis.call('SCARD', KEYS[1])
+        local p = redis.call('HMGET', KEYS[2], 'failed', 'triggered', 'count', 'scanned', 'peer_failed')
+        local failed = tonumber(p[1] or '0')
         local triggered = 0
         if p[2] then triggered = 1 end
-        return {redis.call('SCARD', KEYS[1]), tonumber(p[1] or '0'), first, triggered}
+        local count = tonumber(p[3] or '-1')
+        local scanned = tonumber(p[4] or '0')
+        local peerFailed = tonumber(p[5] or '0')
+        if count < 0 then
+          local meta = redis.call('GET', KEYS[4])
+          if meta then
+            local ok, decoded = pcall(cjson.decode, meta)
+            if ok and type(decoded) == 'table' and type(decoded['TaskUUIDs']) == 'table' then
+              local ids = decoded['TaskUUIDs']
+              count = #ids
+              redis.call('DEL', KEYS[5])
+              for i = 1, count, 1000 do
+                redis.call('RPUSH', KEYS[5], unpack(ids, i, math.min(i + 999, count)))
+              end
+              redis.call('PEXPIRE', KEYS[5], ARGV[3])
+              redis.call('HSET', KEYS[2], 'count', count)
+              redis.call('PEXPIRE', KEYS[2], ARGV[3])
+            end
+          end
+        end
+        if count > 0 and completed < count and scanned < count then
+          local start = scanned
+          local blocked = false
+          while not blocked and scanned < count do
+            local ids = redis.call('LRANGE', KEYS[5], scanned, scanned + 63)
+            if #ids == 0 then break end
+            for _, id in ipairs(ids) do
+              if redis.call('SISMEMBER', KEYS[1], id) == 0 then
+                local state = redis.call('GET', ARGV[5] .. id)
+                local name = state and string.match(state, '"State"%s*:%s*"(%u+)"')
+                if name == 'FAILURE' then
+                  peerFailed = peerFailed + 1
+                elseif name ~= 'SUCCESS' then
+                  blocked = true
+                  break
+                end
+              end
+              scanned = scanned + 1
+            end
+          end
+          if scanned ~= start then
+            redis.call('HSET', KEYS[2], 'scanned', scanned, 'peer_failed', peerFailed)
+            redis.call('PEXPIRE', KEYS[2], ARGV[3])
+          end
+        end
+        return {math.max(completed, scanned), failed + peerFailed, first, triggered}
+        """;
+
+    /// <summary>
+    /// machinery's <c>TriggerChord</c> in one atomic step: while a Go worker holds machinery's redsync mutex
+    /// (<c>TriggerChordMutex</c>, <c>SET NX PX</c>) it answers busy and the caller retries, as redsync does; else it
+    /// reads the group meta, and sets <c>"ChordTriggered":true</c> (re-SET with the results' expiry, as machinery
+    /// does) when it was false, recording the claimant. A script runs alone, so no Go worker can read or write the
+    /// meta between its read and its write: the same mutual exclusion as holding the mutex.
+    /// KEYS: mutex, group meta, progress hash. ARGV: claimant, meta TTL (s), progress TTL (ms).
+    /// Returns 1 won, 2 won before by the same claimant and not yet published, 0 lost, -1 busy, -2 no meta,
+    /// -3 a meta without ChordTriggered.
+    /// </summary>
+    public const string ClaimChord = """
+        if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+        local meta = redis.call('GET', KEYS[2])
+        if not meta then return -2 end
+        if string.find(meta, '"ChordTriggered"%s*:%s*true') then
+          if redis.call('HGET', KEYS[3], 'claimant') == ARGV[1] then return 2 end
+          return 0
+        end
+        local updated, n = string.gsub(meta, '"ChordTriggered"%s*:%s*false', '"ChordTriggered":true', 1)
+        if n == 0 then return -3 end
+        redis.call('SET', KEYS[2], updated, 'EX', ARGV[2])
+        redis.call('HSET', KEYS[3], 'triggered', '1', 'claimant', ARGV[1])
+        redis.call('PEXPIRE', KEYS[3], ARGV[3])
+        return 1
         """;
 
     /// <summary>
@@ -280,11 +359,12 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// Marks a chord as triggered in the progress hash and in machinery's group meta (<c>ChordTriggered: true</c>,
-    /// which Go readers look at), keeping the meta's TTL. KEYS: progress hash, group meta. ARGV: TTL (ms).
+    /// Marks a chord's callback as published: triggered in the progress hash, the claim ended, and machinery's
+    /// <c>ChordTriggered: true</c> in the group meta (when a claim did not set it already), keeping the meta's TTL. KEYS: progress hash, group meta. ARGV: TTL (ms).
     /// </summary>
     public const string MarkChordTriggered = """
         redis.call('HSET', KEYS[1], 'triggered', '1')
+        redis.call('HDEL', KEYS[1], 'claimant')
         redis.call('PEXPIRE', KEYS[1], ARGV[1])
         local meta = redis.call('GET', KEYS[2])
         if meta then

@@ -80,12 +80,18 @@ internal static class Sql
         CREATE INDEX IF NOT EXISTS groups_expires ON groups (expires_at);
 
         -- The chord counter: one row per group, updated in the same transaction as the member's row below.
+        -- claimant: the member that claimed the chord, until its callback is marked published. scanned: how many
+        -- members, in member order, are known to be final (the cursor that counts members completed without a row
+        -- in group_members); peer_failed: the failures among those.
         CREATE TABLE IF NOT EXISTS group_progress (
-            group_id   TEXT    PRIMARY KEY,
-            completed  INTEGER NOT NULL,
-            failed     INTEGER NOT NULL,
-            triggered  INTEGER NOT NULL,
-            expires_at INTEGER NOT NULL
+            group_id    TEXT    PRIMARY KEY,
+            completed   INTEGER NOT NULL,
+            failed      INTEGER NOT NULL,
+            triggered   INTEGER NOT NULL,
+            expires_at  INTEGER NOT NULL,
+            claimant    TEXT,
+            scanned     INTEGER,
+            peer_failed INTEGER
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS group_progress_expires ON group_progress (expires_at);
 
@@ -262,18 +268,41 @@ internal static class Sql
 
     public const string AddMemberTraceParent = "ALTER TABLE group_members ADD COLUMN trace_parent TEXT;";
 
+    // The chord claim and the completion cursor, added to files made before them like trace_parent above.
+    public const string HasProgressClaimant = "SELECT COUNT(*) FROM pragma_table_info('group_progress') WHERE name = 'claimant';";
+
+    public const string AddProgressClaim = """
+        ALTER TABLE group_progress ADD COLUMN claimant TEXT;
+        ALTER TABLE group_progress ADD COLUMN scanned INTEGER;
+        ALTER TABLE group_progress ADD COLUMN peer_failed INTEGER;
+        """;
+
+    public const string IsMember = "SELECT 1 FROM group_members WHERE group_id = $group_id AND task_id = $task_id;";
+
+    public const string SelectStateBody = "SELECT body FROM states WHERE task_id = $task_id AND expires_at > $now;";
+
+    public const string UpdateScan = "UPDATE group_progress SET scanned = $scanned, peer_failed = $peer_failed WHERE group_id = $group_id;";
+
+    public const string SelectClaim = "SELECT triggered, claimant FROM group_progress WHERE group_id = $group_id;";
+
+    public const string Claim = """
+        INSERT INTO group_progress (group_id, completed, failed, triggered, expires_at, claimant)
+        VALUES ($group_id, 0, 0, 1, $expires_at, $claimant)
+        ON CONFLICT (group_id) DO UPDATE SET triggered = 1, claimant = excluded.claimant, expires_at = excluded.expires_at;
+        """;
+
     public const string CountMember = """
         INSERT INTO group_progress (group_id, completed, failed, triggered, expires_at)
         VALUES ($group_id, $completed, $failed, 0, $expires_at)
         ON CONFLICT (group_id) DO UPDATE SET
             completed = completed + excluded.completed, failed = failed + excluded.failed, expires_at = excluded.expires_at
-        RETURNING completed, failed, triggered;
+        RETURNING completed, failed, triggered, coalesce(scanned, 0), coalesce(peer_failed, 0);
         """;
 
     public const string MarkTriggered = """
         INSERT INTO group_progress (group_id, completed, failed, triggered, expires_at)
         VALUES ($group_id, 0, 0, 1, $expires_at)
-        ON CONFLICT (group_id) DO UPDATE SET triggered = 1, expires_at = excluded.expires_at;
+        ON CONFLICT (group_id) DO UPDATE SET triggered = 1, claimant = NULL, expires_at = excluded.expires_at;
         """;
 
     public const string DeleteGroup = "DELETE FROM groups WHERE group_id = $group_id;";

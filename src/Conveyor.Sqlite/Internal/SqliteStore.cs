@@ -320,6 +320,11 @@ internal sealed class SqliteStore : IAsyncDisposable
                     connection.Execute(Sql.AddMemberTraceParent);
                 }
 
+                if (connection.ScalarInt64(Sql.HasProgressClaimant) == 0)
+                {
+                    connection.ExecuteScript(Sql.AddProgressClaim);
+                }
+
                 connection.Commit();
                 Log.Opened(_logger, Path, version, Sql.SchemaVersion);
             }

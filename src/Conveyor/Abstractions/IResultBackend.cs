@@ -44,8 +44,15 @@ public interface IResultBackend : IAsyncDisposable
     /// <summary>
     /// Records, in one atomic operation, that a member of a group reached its final state, and returns the group's
     /// progress. Idempotent per member: recording the same member twice (a redelivered message) counts it once and
-    /// says so in <see cref="GroupCompletion.IsFirstCompletion"/>. This is O(1): no lock, no read of other members.
+    /// says so in <see cref="GroupCompletion.IsFirstCompletion"/>.
     /// </summary>
+    /// <remarks>
+    /// Members run by a peer that only writes states (a Go machinery worker) are never recorded here, so the
+    /// progress also counts members whose stored state is final (SUCCESS or FAILURE), in member order from the
+    /// group meta: a cursor that only moves forward over final members, so the whole group costs O(N) reads once,
+    /// and each call O(1) amortized. <see cref="GroupCompletion.Completed"/> reaches the member count when every
+    /// member is final, whichever worker ran it; <see cref="GroupCompletion.Failed"/> includes the peers' failures.
+    /// </remarks>
     /// <param name="groupId">The group id.</param>
     /// <param name="taskId">The member's task id.</param>
     /// <param name="succeeded">Whether the member succeeded.</param>
@@ -69,7 +76,26 @@ public interface IResultBackend : IAsyncDisposable
     /// <returns>At most <paramref name="maxCount"/> W3C <c>traceparent</c> strings, one per member.</returns>
     ValueTask<IReadOnlyList<string>> GetGroupMemberTraceParentsAsync(string groupId, int maxCount, CancellationToken cancellationToken = default);
 
-    /// <summary>Marks a chord's callback as published (machinery's <c>ChordTriggered</c>).</summary>
+    /// <summary>
+    /// Claims the right to publish a chord's callback, as machinery's <c>TriggerChord</c> does: reads the group
+    /// meta's <c>ChordTriggered</c> and sets it when it is not set, atomically with respect to every other claimant
+    /// (on Redis, under machinery's <c>TriggerChordMutex</c>, so Go workers and Conveyor workers claim from one
+    /// another). The flag is set before the callback is published; the winner then publishes and calls
+    /// <see cref="MarkChordTriggeredAsync"/>. A claimant that won but died before that call wins again when it
+    /// claims again (its redelivered message), so the callback is published at least once and, without crashes,
+    /// exactly once.
+    /// </summary>
+    /// <param name="groupId">The group id.</param>
+    /// <param name="claimantId">Who claims: the member's task id.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>Whether this claimant may publish the callback.</returns>
+    /// <exception cref="InvalidOperationException">The group meta is missing (never stored, or expired).</exception>
+    ValueTask<ChordClaim> ClaimChordAsync(string groupId, string claimantId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Records that a chord's callback was published: ends the claim of <see cref="ClaimChordAsync"/> and sets
+    /// machinery's <c>ChordTriggered</c> in the group meta when it is not set yet.
+    /// </summary>
     /// <param name="groupId">The group id.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when the mark is stored.</returns>
@@ -124,5 +150,21 @@ public enum ResultBackendCapabilities
 /// <param name="Completed">Members that reached a final state.</param>
 /// <param name="Failed">Members that failed.</param>
 /// <param name="IsFirstCompletion">Whether this call recorded the member for the first time.</param>
-/// <param name="ChordTriggered">Whether the chord callback was already marked as published.</param>
+/// <param name="ChordTriggered">Whether the chord was already claimed (<see cref="IResultBackend.ClaimChordAsync"/>) or its callback marked as published.</param>
 public readonly record struct GroupCompletion(int Completed, int Failed, bool IsFirstCompletion, bool ChordTriggered);
+
+/// <summary>The outcome of <see cref="IResultBackend.ClaimChordAsync"/>.</summary>
+public enum ChordClaim
+{
+    /// <summary>Another claimant has the chord (or its callback was published): do nothing.</summary>
+    Lost = 0,
+
+    /// <summary>This call set <c>ChordTriggered</c>: publish the callback, then mark it published.</summary>
+    Won = 1,
+
+    /// <summary>
+    /// The same claimant won before and the callback was not marked published (it died or failed in between):
+    /// publish the callback again, then mark it published.
+    /// </summary>
+    Resumed = 2,
+}

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Conveyor.Diagnostics;
 using Conveyor.Serialization;
 using Microsoft.Extensions.Logging;
@@ -148,7 +149,9 @@ public sealed class ConveyorClient
         {
             // The start of the queue wait. Only a process with telemetry on adds it (as it adds the trace context):
             // without, the message is byte for byte what machinery publishes.
-            headers[ConveyorDiagnostics.PublishedHeader] = TimeProvider.GetUtcNow().ToUnixTimeMilliseconds();
+            // A string, as every header Conveyor adds: Go workers decode headers as json.Number, which machinery's
+            // AMQP broker cannot put in a table when it republishes (a retry, a callback).
+            headers[ConveyorDiagnostics.PublishedHeader] = TimeProvider.GetUtcNow().ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
         }
 
         if (activity is not null)

@@ -115,7 +115,53 @@ public sealed class InMemoryResultBackend : IResultBackend
                 progress.TraceParents.Add(traceParent);
             }
 
-            return ValueTask.FromResult(new GroupCompletion(progress.Members.Count, progress.Failed, first, progress.Triggered));
+            // Members that a peer ran are known by their final states only: the cursor moves over them in order.
+            var completed = progress.Members.Count;
+            if (Read(_groups, groupId) is { } meta && completed < meta.TaskIds.Count)
+            {
+                while (progress.Scanned < meta.TaskIds.Count)
+                {
+                    var id = meta.TaskIds[progress.Scanned];
+                    if (!progress.Members.Contains(id))
+                    {
+                        var state = Read(_states, id)?.State;
+                        if (state == TaskState.Failure)
+                        {
+                            progress.PeerFailed++;
+                        }
+                        else if (state != TaskState.Success)
+                        {
+                            break;
+                        }
+                    }
+
+                    progress.Scanned++;
+                }
+
+                completed = Math.Max(completed, progress.Scanned);
+            }
+
+            return ValueTask.FromResult(new GroupCompletion(completed, progress.Failed + progress.PeerFailed, first, progress.Triggered));
+        }
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<ChordClaim> ClaimChordAsync(string groupId, string claimantId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(claimantId);
+        var meta = Read(_groups, groupId) ?? throw new InvalidOperationException($"Chord {groupId} cannot be claimed: its group meta is missing (expired?).");
+
+        var progress = _progress.GetOrAdd(groupId, static _ => new GroupProgress());
+        lock (progress)
+        {
+            if (progress.Triggered || meta.ChordTriggered)
+            {
+                return ValueTask.FromResult(progress.Claimant == claimantId ? ChordClaim.Resumed : ChordClaim.Lost);
+            }
+
+            progress.Triggered = true;
+            progress.Claimant = claimantId;
+            return ValueTask.FromResult(ChordClaim.Won);
         }
     }
 
@@ -141,6 +187,7 @@ public sealed class InMemoryResultBackend : IResultBackend
         lock (progress)
         {
             progress.Triggered = true;
+            progress.Claimant = null;
         }
 
         return ValueTask.CompletedTask;
@@ -205,5 +252,13 @@ public sealed class InMemoryResultBackend : IResultBackend
         public List<string> TraceParents { get; } = [];
 
         public bool Triggered { get; set; }
+
+        /// <summary>Who claimed the chord, until its callback is marked published.</summary>
+        public string? Claimant { get; set; }
+
+        /// <summary>Members in member order known to be final (the cursor over peers' states).</summary>
+        public int Scanned { get; set; }
+
+        public int PeerFailed { get; set; }
     }
 }

@@ -422,7 +422,8 @@ public sealed class ConveyorWorker : BackgroundService
             var delay = error is RetryTaskLaterException later ? later.Delay : _options.RetryPolicy.NextDelay(signature, attempt);
             signature.RetryCount--;
             signature.Eta = _time.GetUtcNow() + delay;
-            signature.Headers[AttemptHeader] = (long)(attempt + 1);
+            // A string: Go workers decode headers as json.Number, which their AMQP tables cannot carry.
+            signature.Headers[AttemptHeader] = (attempt + 1).ToString(CultureInfo.InvariantCulture);
             await _client.Backend.SetStateAsync(baseState.With(TaskState.Retry)).ConfigureAwait(false);
             activity?.SetTag("conveyor.task.state", "RETRY");
 
@@ -469,12 +470,15 @@ public sealed class ConveyorWorker : BackgroundService
     }
 
     /// <summary>
-    /// One atomic backend call per member (idempotent per member id). The member whose call completes the group
-    /// reads the members' results once, in member order, and publishes the callback. A redelivered member that
-    /// finds the group complete but the callback not yet marked publishes it again: at least once, never lost.
-    /// The first member to fail runs the callback's OnError tasks, once. Each member stores its process span's
-    /// context with its completion, and the callback carries links to them (at most
-    /// <see cref="WorkerOptions.MaxChordCallbackLinks"/>).
+    /// One atomic backend call per member (idempotent per member id) says whether every member is final, counting
+    /// the members that Go machinery workers ran (they write states only). The member that finds the group
+    /// complete claims the callback the way machinery's worker does (<see cref="IResultBackend.ClaimChordAsync"/>:
+    /// <c>ChordTriggered</c> set under machinery's <c>TriggerChordMutex</c>, before publishing), so the callback
+    /// is published once whichever side runs each member; a claimant that dies before publishing publishes on its
+    /// redelivery. The winner reads the members' results once, in member order. A member that fails claims the
+    /// chord at once, and the winner runs the callback's OnError tasks, once; a failure found among the members that
+    /// Go workers ran does the same at completion. Each member stores its process span's context with its
+    /// completion, and the callback carries links to them (at most <see cref="WorkerOptions.MaxChordCallbackLinks"/>).
     /// </summary>
     private async Task CompleteChordMemberAsync(Signature signature, bool succeeded, string? error, Activity? activity)
     {
@@ -484,33 +488,52 @@ public sealed class ConveyorWorker : BackgroundService
         var callback = signature.ChordCallback!;
         if (!succeeded)
         {
-            if (completion.IsFirstCompletion && completion.Failed == 1 && callback.OnErrorOrNull is { Count: > 0 } errorCallbacks)
+            // machinery never triggers a chord from a failed member; Conveyor claims it, so that no callback runs
+            // with a member missing, and runs the callback's error callbacks once.
+            if (!(completion.ChordTriggered && completion.IsFirstCompletion)
+                && await backend.ClaimChordAsync(signature.GroupId, signature.Id).ConfigureAwait(false) != ChordClaim.Lost)
             {
-                await PublishErrorCallbacksAsync(errorCallbacks, $"chord member {signature.Name} {signature.Id} failed: {error}").ConfigureAwait(false);
+                await PublishChordErrorAsync(signature.GroupId, callback, $"chord member {signature.Name} {signature.Id} failed: {error}").ConfigureAwait(false);
             }
 
             return;
         }
 
-        if (completion.Failed > 0 || completion.Completed < signature.GroupTaskCount || completion.ChordTriggered)
+        // A chord already claimed by another member needs no claim; a redelivered claimant asks again (Resumed).
+        if (completion.Completed < signature.GroupTaskCount || (completion.ChordTriggered && completion.IsFirstCompletion))
+        {
+            return;
+        }
+
+        if (await backend.ClaimChordAsync(signature.GroupId, signature.Id).ConfigureAwait(false) == ChordClaim.Lost)
         {
             return;
         }
 
         var meta = await backend.GetGroupMetaAsync(signature.GroupId).ConfigureAwait(false)
             ?? throw new InvalidOperationException($"Chord {signature.GroupId} is complete but its group meta is missing (expired?).");
+        var states = await backend.GetStatesAsync(meta.TaskIds).ConfigureAwait(false);
+        for (var i = 0; i < states.Count; i++)
+        {
+            var state = states[i];
+            if (state is { State: TaskState.Failure })
+            {
+                // A member that a Go worker ran failed: machinery would drop the chord here; run OnError instead.
+                await PublishChordErrorAsync(signature.GroupId, callback, $"chord member {state.TaskName} {state.TaskId} failed: {state.Error}").ConfigureAwait(false);
+                return;
+            }
+
+            if (state is not { State: TaskState.Success })
+            {
+                throw new InvalidOperationException($"Chord {signature.GroupId}: member {meta.TaskIds[i]} is complete but its SUCCESS state is missing (expired?).");
+            }
+        }
+
         if (!callback.Immutable)
         {
-            var states = await backend.GetStatesAsync(meta.TaskIds).ConfigureAwait(false);
-            for (var i = 0; i < states.Count; i++)
+            foreach (var state in states)
             {
-                var state = states[i];
-                if (state is not { State: TaskState.Success })
-                {
-                    throw new InvalidOperationException($"Chord {signature.GroupId}: member {meta.TaskIds[i]} is complete but its SUCCESS state is missing (expired?).");
-                }
-
-                if (state.Results is { } memberResults)
+                if (state!.Results is { } memberResults)
                 {
                     foreach (var result in memberResults)
                     {
@@ -534,6 +557,17 @@ public sealed class ConveyorWorker : BackgroundService
         await _client.PublishAsync(callback, CancellationToken.None, links).ConfigureAwait(false);
         await backend.MarkChordTriggeredAsync(signature.GroupId).ConfigureAwait(false);
         Log.ChordTriggered(_logger, signature.GroupId, callback.Name, callback.Id);
+    }
+
+    /// <summary>Runs a claimed chord's error callbacks (the callback itself never runs), then ends the claim.</summary>
+    private async Task PublishChordErrorAsync(string groupId, Signature callback, string error)
+    {
+        if (callback.OnErrorOrNull is { Count: > 0 } errorCallbacks)
+        {
+            await PublishErrorCallbacksAsync(errorCallbacks, error).ConfigureAwait(false);
+        }
+
+        await _client.Backend.MarkChordTriggeredAsync(groupId).ConfigureAwait(false);
     }
 
     private async Task HandleUnregisteredAsync(IBrokerDelivery delivery, Signature signature)

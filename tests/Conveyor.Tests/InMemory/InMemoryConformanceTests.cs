@@ -24,3 +24,5 @@ public sealed class InMemoryWorkerConformanceTests(InMemoryProviderFactory facto
 public sealed class InMemoryBrokerConformanceTests(InMemoryProviderFactory factory) : BrokerConformanceTests<InMemoryProviderFactory>(factory);
 
 public sealed class InMemoryResultBackendConformanceTests(InMemoryProviderFactory factory) : ResultBackendConformanceTests<InMemoryProviderFactory>(factory);
+
+public sealed class InMemoryChordProtocolConformanceTests(InMemoryProviderFactory factory) : ChordProtocolConformanceTests<InMemoryProviderFactory>(factory);
