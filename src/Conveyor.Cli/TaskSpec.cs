@@ -6,9 +6,8 @@ namespace Conveyor.Cli;
 /// <summary>
 /// Reads the tasks of <c>conveyor send</c>: a spec is <c>NAME [TYPE:VALUE …]</c> in one shell word
 /// (<c>'add int64:1 int64:2'</c>; quote a value with spaces inside it: <c>'echo "string:hello world"'</c>), and a
-/// workflow file (<c>-f flow.json</c>) holds one of <c>{"task": …}</c>, <c>{"group": [ … ]}</c>,
-/// <c>{"chord": {"group": [ … ], "callback": …}}</c>, <c>{"chain": [ … ]}</c>, where each task is a spec string or
-/// <c>{"task": "add", "args": ["int64:1", "int64:2"]}</c>.
+/// workflow file (<c>-f flow.json</c>) holds one of <c>{"task": SPEC}</c>, <c>{"group": [SPEC, …]}</c>,
+/// <c>{"chord": {"group": [SPEC, …], "callback": SPEC}}</c>, <c>{"chain": [SPEC, …]}</c>: one syntax for both.
 /// </summary>
 internal static class TaskSpec
 {
@@ -28,118 +27,70 @@ internal static class TaskSpec
     {
         var words = new List<string>();
         var word = new StringBuilder();
-        var inWord = false;
         char? quote = null;
-        foreach (var c in spec)
+        var inWord = false;
+        foreach (var c in spec + " ")
         {
-            if (quote is { } open)
+            if (quote is not null && c == quote)
             {
-                if (c == open)
-                {
-                    quote = null;
-                }
-                else
-                {
-                    word.Append(c);
-                }
+                quote = null;
+            }
+            else if (quote is not null || !(char.IsWhiteSpace(c) || c is '\'' or '"'))
+            {
+                word.Append(c);
+                inWord = true;
             }
             else if (c is '\'' or '"')
             {
                 quote = c;
                 inWord = true;
             }
-            else if (char.IsWhiteSpace(c))
+            else if (inWord)
             {
-                if (inWord)
-                {
-                    words.Add(word.ToString());
-                    word.Clear();
-                    inWord = false;
-                }
-            }
-            else
-            {
-                word.Append(c);
-                inWord = true;
+                words.Add(word.ToString());
+                word.Clear();
+                inWord = false;
             }
         }
 
-        if (quote is not null)
-        {
-            throw new CliException($"'{spec}': a quote is not closed");
-        }
-
-        if (inWord)
-        {
-            words.Add(word.ToString());
-        }
-
-        return words;
+        return quote is null ? words : throw new CliException($"'{spec}': a quote is not closed");
     }
 
-    /// <summary>Reads a workflow file.</summary>
+    /// <summary>Reads a workflow file: one of its members is set, and every task is a spec string.</summary>
     public static Workflow ReadFile(string path)
     {
         var full = Path.GetFullPath(path);
-        if (!File.Exists(full))
-        {
-            throw new CliException($"-f: the file {full} does not exist");
-        }
-
+        FlowFile? file;
         try
         {
-            using var json = JsonDocument.Parse(File.ReadAllBytes(full), new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
-            var root = json.RootElement;
-            if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("group", out var group))
-            {
-                return new Workflow(WorkflowKind.Group, Tasks(group, "group"), null);
-            }
-
-            if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("chain", out var chain))
-            {
-                return new Workflow(WorkflowKind.Chain, Tasks(chain, "chain"), null);
-            }
-
-            if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("chord", out var chord))
-            {
-                if (!chord.TryGetProperty("group", out var members) || !chord.TryGetProperty("callback", out var callback))
-                {
-                    throw new CliException($"{full}: a chord needs \"group\" and \"callback\"");
-                }
-
-                return new Workflow(WorkflowKind.Chord, Tasks(members, "chord.group"), Task(callback, "chord.callback"));
-            }
-
-            return new Workflow(WorkflowKind.Task, [Task(root, "the file")], null);
+            file = JsonSerializer.Deserialize<FlowFile>(File.Exists(full) ? File.ReadAllBytes(full) : throw new CliException($"-f: the file {full} does not exist"), FileOptions);
         }
         catch (JsonException ex)
         {
-            throw new CliException($"{full}: not valid JSON ({ex.Message})");
+            throw new CliException($"{full}: not a workflow ({ex.Message}); write {{\"group\": [\"add int64:1 int64:2\", ...]}}, {{\"chord\": {{\"group\": [...], \"callback\": \"sum\"}}}}, {{\"chain\": [...]}} or {{\"task\": \"add int64:1 int64:2\"}}");
         }
+
+        return file switch
+        {
+            { Group: { Length: > 0 } group } => new Workflow(WorkflowKind.Group, [.. group.Select(Parse)], null),
+            { Chain: { Length: > 0 } chain } => new Workflow(WorkflowKind.Chain, [.. chain.Select(Parse)], null),
+            { Chord: { Group: { Length: > 0 } members, Callback: { } callback } } => new Workflow(WorkflowKind.Chord, [.. members.Select(Parse)], Parse(callback)),
+            { Task: { } task } => new Workflow(WorkflowKind.Task, [Parse(task)], null),
+            _ => throw new CliException($"{full}: give a non-empty \"group\" or \"chain\", a \"chord\" with \"group\" and \"callback\", or a \"task\""),
+        };
     }
 
-    private static List<Signature> Tasks(JsonElement element, string where) =>
-        element.ValueKind == JsonValueKind.Array && element.GetArrayLength() > 0
-            ? [.. element.EnumerateArray().Select((e, i) => Task(e, $"{where}[{i}]"))]
-            : throw new CliException($"{where}: must be a non-empty array of tasks");
-
-    private static Signature Task(JsonElement element, string where)
+    private static readonly JsonSerializerOptions FileOptions = new(CliJson.Options)
     {
-        if (element.ValueKind == JsonValueKind.String)
-        {
-            return Parse(element.GetString()!);
-        }
+        PropertyNameCaseInsensitive = true,
+        AllowTrailingCommas = true,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow,
+    };
 
-        if (element.ValueKind != JsonValueKind.Object || !element.TryGetProperty("task", out var name) || name.ValueKind != JsonValueKind.String)
-        {
-            throw new CliException($"{where}: a task is \"NAME TYPE:VALUE ...\" or {{\"task\": NAME, \"args\": [\"TYPE:VALUE\", ...]}}");
-        }
+    private sealed record FlowFile(string? Task, string[]? Group, string[]? Chain, ChordFile? Chord);
 
-        var args = element.TryGetProperty("args", out var list) && list.ValueKind == JsonValueKind.Array
-            ? list.EnumerateArray().Select(a => ArgumentParser.Parse(a.GetString() ?? throw new CliException($"{where}: args are strings TYPE:VALUE")))
-            : [];
-        return new Signature(name.GetString()!, args);
-    }
+    private sealed record ChordFile(string[]? Group, string? Callback);
 }
 
 internal enum WorkflowKind

@@ -32,10 +32,10 @@ public sealed class TaskSpecTests : IDisposable
     [Fact]
     public void ReadFile_EachKind_GivesItsTasksInOrder()
     {
-        var chord = Write("chord.json", """{ "chord": { "group": [ "multiply int64:2 int64:3", { "task": "multiply", "args": [ "int64:4", "int64:5" ] } ], "callback": "sum" } }""");
+        var chord = Write("chord.json", """{ "chord": { "group": [ "multiply int64:2 int64:3", "multiply int64:4 int64:5" ], "callback": "sum" } }""");
         var chain = Write("chain.json", """{ "chain": [ "add int64:1 int64:2", "multiply int64:10" ] }""");
         var group = Write("group.json", """{ "group": [ "echo string:a", "echo string:b", ] }""");
-        var task = Write("task.json", """{ "task": "add", "args": [ "int64:2", "int64:3" ] }""");
+        var task = Write("task.json", """{ "Task": "add int64:2 int64:3" }""");
 
         var readChord = TaskSpec.ReadFile(chord);
         Assert.Equal(WorkflowKind.Chord, readChord.Kind);
@@ -48,10 +48,12 @@ public sealed class TaskSpecTests : IDisposable
     }
 
     [Theory]
-    [InlineData("""{ "group": [] }""", "group: must be a non-empty array of tasks")]
-    [InlineData("""{ "chord": { "group": [ "add int64:1 int64:2" ] } }""", "a chord needs \"group\" and \"callback\"")]
-    [InlineData("""{ "chain": [ { "name": "add" } ] }""", "chain[0]: a task is")]
-    [InlineData("""{ "group": [ """, "not valid JSON")]
+    [InlineData("""{ "group": [] }""", "give a non-empty \"group\" or \"chain\"")]
+    [InlineData("""{ "chord": { "group": [ "add int64:1 int64:2" ] } }""", "a \"chord\" with \"group\" and \"callback\"")]
+    [InlineData("""{ "chain": [ { "task": "add" } ] }""", "not a workflow")]
+    [InlineData("""{ "grup": [ "add int64:1 int64:2" ] }""", "not a workflow")]
+    [InlineData("""{ "group": [ """, "not a workflow")]
+    [InlineData("""{ "chain": [ "add int64:x" ] }""", "'x' is not a valid int64")]
     public void ReadFile_BadFile_SaysWhereAndWhat(string json, string expected)
     {
         var error = Assert.Throws<CliException>(() => TaskSpec.ReadFile(Write("bad.json", json)));

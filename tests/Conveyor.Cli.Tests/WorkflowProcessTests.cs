@@ -36,7 +36,7 @@ public sealed class WorkflowProcessTests : IDisposable
         var chord = await SendAsync([.. connection, "--chord", "sum", "multiply int64:2 int64:3", "multiply int64:4 int64:5", "--json"]);
         var chain = await SendAsync([.. connection, "--chain", "add int64:1 int64:2", "multiply int64:10", "add int64:100", "--json"]);
         var flow = Path.Combine(_directory, $"{queue}.json");
-        await File.WriteAllTextAsync(flow, """{ "chord": { "group": [ "echo string:con", "echo string:vey", { "task": "echo", "args": [ "string:or" ] } ], "callback": "concat" } }""");
+        await File.WriteAllTextAsync(flow, """{ "chord": { "group": [ "echo string:con", "echo string:vey", "echo string:or" ], "callback": "concat" } }""");
         var fromFile = await SendAsync([.. connection, "-f", flow]);
         var failed = await SendAsync([.. connection, "--group", "add int64:1 int64:2", "fail 'string:no luck'"]);
 
@@ -51,7 +51,7 @@ public sealed class WorkflowProcessTests : IDisposable
             var root = json.RootElement;
             Assert.Equal("chord", root.GetProperty("kind").GetString());
             Assert.Equal("SUCCESS", root.GetProperty("state").GetString());
-            Assert.Equal([6L, 20L], root.GetProperty("members").EnumerateArray().Select(m => m.GetProperty("results")[0].GetProperty("value").GetInt64()));
+            Assert.Equal([6L, 20L], root.GetProperty("tasks").EnumerateArray().Select(m => m.GetProperty("results")[0].GetProperty("value").GetInt64()));
             Assert.Equal("sum", root.GetProperty("callback").GetProperty("task_name").GetString());
             Assert.Equal(26, root.GetProperty("results")[0].GetProperty("value").GetInt64());
             Assert.StartsWith("group_", root.GetProperty("group_id").GetString(), StringComparison.Ordinal);

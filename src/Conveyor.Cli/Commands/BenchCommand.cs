@@ -64,6 +64,7 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
     private const int PublishersAtOnce = 16;
     private const int MinStateWindow = 64;
     private const int MaxStateWindow = 4096;
+    private static readonly JsonSerializerOptions ReportJson = new(CliJson.Options) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     public override async Task<int> ExecuteAsync(CommandContext context, BenchSettings settings, CancellationToken cancellationToken)
     {
@@ -364,21 +365,8 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
     {
         if (json)
         {
-            Console.WriteLine(JsonSerializer.Serialize(
-                new Dictionary<string, object>
-                {
-                    ["tasks"] = report.Tasks,
-                    ["seconds"] = report.Seconds,
-                    ["tasks_per_second"] = report.TasksPerSecond,
-                    ["publish_per_second"] = report.PublishPerSecond,
-                    ["p50_ms"] = report.P50Ms,
-                    ["p99_ms"] = report.P99Ms,
-                    ["lost"] = report.Lost,
-                    ["duplicates"] = report.Duplicates,
-                    ["broker"] = report.Broker,
-                    ["backend"] = report.Backend,
-                },
-                CliJson.Options));
+            // tasks, seconds, tasks_per_second, publish_per_second, p50_ms, p99_ms, lost, duplicates, broker, backend
+            Console.WriteLine(JsonSerializer.Serialize(report, ReportJson));
             return;
         }
 

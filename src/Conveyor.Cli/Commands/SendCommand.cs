@@ -30,7 +30,7 @@ internal sealed class SendSettings : JsonConnectionSettings
     public bool Chain { get; init; }
 
     [CommandOption("-f|--file <FILE>")]
-    [Description("Send the task or workflow in a JSON file: {\"group\": [[...]]}, {\"chord\": {\"group\": [[...]], \"callback\": ...}}, {\"chain\": [[...]]}; a task is \"add int64:1 int64:2\" or {\"task\": \"add\", \"args\": [[\"int64:1\"]]}. Default: none")]
+    [Description("Send the workflow in a JSON file, tasks written as specs: {\"group\": [[\"add int64:1 int64:2\", ...]]}, {\"chord\": {\"group\": [[...]], \"callback\": \"sum\"}}, {\"chain\": [[...]]}, {\"task\": \"add int64:1 int64:2\"}. Default: none")]
     public string? File { get; init; }
 
     [CommandOption("--eta <TIME>")]
@@ -162,115 +162,78 @@ internal sealed class SendCommand : AsyncCommand<SendSettings>
             : callbackState is not null ? callbackState.Results ?? []
             : workflow.Kind == WorkflowKind.Chain ? states[^1]!.Results ?? []
             : [.. states.SelectMany(s => s!.Results ?? [])];
-        if (settings.Json)
-        {
-            var json = new Dictionary<string, object?>
-            {
-                ["kind"] = kind,
-                ["state"] = succeeded ? "SUCCESS" : "FAILURE",
-                ["results"] = final.Select(StatusCommand.ToJson).ToList(),
-            };
-            if (groupId is not null)
-            {
-                json["group_id"] = groupId;
-            }
-
-            if (workflow.Kind != WorkflowKind.Task)
-            {
-                json[workflow.Kind == WorkflowKind.Chain ? "tasks" : "members"] = tasks.Select((t, i) => Describe(t, states[i])).ToList();
-            }
-
-            if (callback is not null)
-            {
-                json["callback"] = Describe(callback, callbackState);
-            }
-
-            Console.WriteLine(workflow.Kind == WorkflowKind.Task
-                ? JsonSerializer.Serialize(StatusCommand.ToJson(states[0]!), CliJson.Options)
-                : JsonSerializer.Serialize(json, CliJson.Options));
-            return succeeded ? ExitCodes.Success : ExitCodes.TaskFailed;
-        }
-
+        var exitCode = succeeded ? ExitCodes.Success : ExitCodes.TaskFailed;
         if (workflow.Kind == WorkflowKind.Task)
         {
-            StatusCommand.Print(states[0]!, json: false);
-            return succeeded ? ExitCodes.Success : ExitCodes.TaskFailed;
+            StatusCommand.Print(states[0]!, settings.Json);
+            return exitCode;
+        }
+
+        if (settings.Json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(
+                new Dictionary<string, object?>
+                {
+                    ["kind"] = kind,
+                    ["state"] = succeeded ? "SUCCESS" : "FAILURE",
+                    ["group_id"] = groupId,
+                    ["tasks"] = tasks.Select((t, i) => Describe(t, states[i])).ToList(),
+                    ["callback"] = callback is null ? null : Describe(callback, callbackState),
+                    ["results"] = final.Select(StatusCommand.ToJson).ToList(),
+                },
+                CliJson.Options));
+            return exitCode;
         }
 
         AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"[blue]{kind}[/] {groupId ?? string.Empty}");
-        for (var i = 0; i < tasks.Count; i++)
-        {
-            PrintState(tasks[i], states[i]);
-        }
-
+        var rows = tasks.Zip(states, (task, state) => (Task: task, State: state, Label: string.Empty)).ToList();
         if (callback is not null)
         {
-            AnsiConsole.Markup("callback ");
-            PrintState(callback, callbackState);
+            rows.Add((callback, callbackState, "callback "));
         }
 
-        if (succeeded)
+        foreach (var (task, state, label) in rows)
         {
-            AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"[green]{kind} SUCCESS[/] = [bold]{string.Join(", ", final.Select(r => ArgumentParser.Format(r.Value)))}[/]");
+            AnsiConsole.Write(label);
+            if (state is null)
+            {
+                AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"{task.TaskId} {task.Signature.Name} [grey]not run[/]");
+            }
+            else
+            {
+                StatusCommand.Print(state, json: false);
+            }
         }
-        else
-        {
-            AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"[red]{kind} FAILURE[/]");
-        }
-        return succeeded ? ExitCodes.Success : ExitCodes.TaskFailed;
+
+        var outcome = succeeded ? $"[green]{kind} SUCCESS[/] = [bold]{Markup.Escape(string.Join(", ", final.Select(r => ArgumentParser.Format(r.Value))))}[/]" : $"[red]{kind} FAILURE[/]";
+        AnsiConsole.MarkupLine(outcome);
+        return exitCode;
     }
 
     private static (string?, IReadOnlyList<AsyncResult>, AsyncResult?) Unpack(GroupResult group) => (group.GroupId, group.Tasks, null);
 
     private static (string?, IReadOnlyList<AsyncResult>, AsyncResult?) Unpack(ChordResult chord) => (chord.Group.GroupId, chord.Group.Tasks, chord.Callback);
 
-    private static void PrintState(AsyncResult task, TaskStateRecord? state)
-    {
-        if (state is null)
-        {
-            AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"{task.TaskId} {task.Signature.Name} [grey]not run[/]");
-        }
-        else
-        {
-            StatusCommand.Print(state, json: false);
-        }
-    }
-
     private static Dictionary<string, object?> Describe(AsyncResult task, TaskStateRecord? state) =>
         state is not null ? StatusCommand.ToJson(state) : new() { ["task_id"] = task.TaskId, ["task_name"] = task.Signature.Name, ["state"] = null };
 
     private static void PrintSent(string kind, string? groupId, IReadOnlyList<AsyncResult> tasks, AsyncResult? callback, bool json)
     {
+        var single = tasks.Count == 1 && groupId is null;
         if (json)
         {
-            var sent = new Dictionary<string, object?> { ["kind"] = kind, ["state"] = "PENDING", ["task_ids"] = tasks.Select(t => t.TaskId).ToList() };
-            if (tasks.Count == 1 && groupId is null)
-            {
-                sent["task_id"] = tasks[0].TaskId;
-            }
-
-            if (groupId is not null)
-            {
-                sent["group_id"] = groupId;
-            }
-
-            if (callback is not null)
-            {
-                sent["callback_id"] = callback.TaskId;
-            }
-
-            Console.WriteLine(JsonSerializer.Serialize(sent, CliJson.Options));
+            Console.WriteLine(JsonSerializer.Serialize(
+                single
+                    ? new Dictionary<string, object?> { ["task_id"] = tasks[0].TaskId, ["state"] = "PENDING" }
+                    : new() { ["kind"] = kind, ["state"] = "PENDING", ["group_id"] = groupId, ["task_ids"] = tasks.Select(t => t.TaskId).ToList(), ["callback_id"] = callback?.TaskId },
+                CliJson.Options));
             return;
         }
 
-        if (groupId is not null)
+        Console.WriteLine(single ? tasks[0].TaskId : $"{kind} {groupId}".TrimEnd());
+        foreach (var task in single ? [] : tasks.Append(callback).OfType<AsyncResult>())
         {
-            Console.WriteLine($"{kind} {groupId}");
-        }
-
-        foreach (var task in tasks.Append(callback).OfType<AsyncResult>())
-        {
-            Console.WriteLine(tasks.Count == 1 && groupId is null ? task.TaskId : $"{task.TaskId} {task.Signature.Name}");
+            Console.WriteLine($"{task.TaskId} {task.Signature.Name}");
         }
     }
 
