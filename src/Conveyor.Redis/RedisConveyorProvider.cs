@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using System.Net.Sockets;
 using StackExchange.Redis;
 
 namespace Conveyor.Redis;
@@ -53,8 +54,11 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
 
         try
         {
-            // Aborting on a failed first connect answers at once (see Configuration).
-            var connected = await ConnectionMultiplexer.ConnectAsync(Configuration(key, abortOnConnectFail: true)).WaitAsync(cancellationToken).ConfigureAwait(false);
+            // A refused or unroutable endpoint answers at once through a plain socket; StackExchange.Redis may wait
+            // out its whole connect timeout first. The client's connect then checks the rest (TLS, password, role).
+            var configuration = Configuration(key, abortOnConnectFail: true);
+            await ProbeAsync(configuration.EndPoints, cancellationToken).ConfigureAwait(false);
+            var connected = await ConnectionMultiplexer.ConnectAsync(configuration).WaitAsync(cancellationToken).ConfigureAwait(false);
             bool added;
             lock (_gate)
             {
@@ -90,6 +94,26 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
             var reason = ex.InnerException is { Message.Length: > 0 } inner ? $"{ex.FailureType}: {inner.Message}" : ex.FailureType.ToString();
             throw new RedisConnectionException(ex.FailureType, $"no Redis answers at {EndPoints(RedisUrl.Parse(key).EndPoints)} ({reason.ReplaceLineEndings(" ")})", ex);
         }
+    }
+
+    private static async Task ProbeAsync(EndPointCollection endPoints, CancellationToken cancellationToken)
+    {
+        SocketException? refused = null;
+        foreach (var endPoint in endPoints)
+        {
+            try
+            {
+                using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+                await socket.ConnectAsync(endPoint, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            catch (SocketException ex)
+            {
+                refused = ex;
+            }
+        }
+
+        throw new RedisConnectionException(ConnectionFailureType.UnableToConnect, refused?.Message ?? "no endpoint", refused);
     }
 
     private static string EndPoints(IEnumerable<System.Net.EndPoint> endPoints) => string.Join(", ", endPoints.Select(e => e is System.Net.DnsEndPoint dns ? $"{dns.Host}:{dns.Port}" : e.ToString()));
