@@ -76,6 +76,12 @@ public sealed class WorkflowProcessTests : IDisposable
 
         worker.Signal("TERM");
         Assert.Equal(0, await worker.WaitForExitAsync(Generous));
+        foreach (var url in new[] { broker, backend }.Where(u => new Uri(u).UserInfo.Contains(':', StringComparison.Ordinal)))
+        {
+            // The worker names its URLs, with the password masked (amqp://guest:***@…).
+            Assert.DoesNotContain(new Uri(url).UserInfo + "@", worker.Output + worker.Error, StringComparison.Ordinal);
+            Assert.Contains(new Uri(url).UserInfo.Split(':')[0] + ":***@", worker.Output, StringComparison.Ordinal);
+        }
     }
 
     private Task<(int ExitCode, string Output, string Error)> SendAsync(string[] args) =>
