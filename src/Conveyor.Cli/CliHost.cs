@@ -40,19 +40,20 @@ internal static class CliHost
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = Directory.GetCurrentDirectory() });
         var configuration = builder.Configuration;
         configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Conveyor:FailFast"] = "true", ["Conveyor:Worker:Concurrency"] = "8" });
-        if (settings.Config is { Length: > 0 } file)
+        if (settings.Config is { Length: > 0 } file && !File.Exists(Path.GetFullPath(file)))
         {
-            var path = Path.GetFullPath(file);
-            if (!File.Exists(path))
-            {
-                throw new CliException($"--config: the file {path} does not exist");
-            }
-
-            configuration.AddJsonFile(path, optional: false, reloadOnChange: true);
+            throw new CliException($"--config: the file {Path.GetFullPath(file)} does not exist");
         }
-        else
+
+        // The configuration manager reads a source as it is added: a broken file fails here.
+        var json = settings.Config is { Length: > 0 } ? Path.GetFullPath(settings.Config) : Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json");
+        try
         {
-            configuration.AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true, reloadOnChange: true);
+            configuration.AddJsonFile(json, optional: settings.Config is null, reloadOnChange: true);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new CliException($"cannot read {json}: {(ex.InnerException ?? ex).Message.ReplaceLineEndings(" ")}", ex);
         }
 
         configuration.AddInMemoryCollection(CliVariables
@@ -68,7 +69,7 @@ internal static class CliHost
 
         builder.Logging
             .SetMinimumLevel(logLevel)
-            .AddFilter("Microsoft", LogLevel.None) // the host's own lines; a failed start is reported as one line below
+            .AddFilter("Microsoft", LogLevel.None) // the host's own lines; a failed start is reported as one line by StartAsync
             .AddSimpleConsole(options =>
             {
                 options.SingleLine = true;
@@ -92,38 +93,36 @@ internal static class CliHost
     /// </summary>
     public static async Task<CliSession> StartAsync(HostApplicationBuilder builder, CancellationToken cancellationToken)
     {
-        IHost host;
+        IHost? host = null;
         try
         {
             host = builder.Build();
-        }
-        catch (Exception ex) when (ex is InvalidDataException or FormatException or System.Text.Json.JsonException)
-        {
-            throw new CliException($"cannot read the configuration: {(ex.InnerException ?? ex).Message}");
-        }
-
-        try
-        {
             host.Services.GetRequiredService<IStartupValidator>().Validate();
             await host.StartAsync(cancellationToken).ConfigureAwait(false);
             return new CliSession(host);
         }
         catch (Exception ex)
         {
-            await ((IAsyncDisposable)host).DisposeAsync().ConfigureAwait(false);
-            throw ex switch
+            if (host is not null)
             {
-                OptionsValidationException validation => new CliException(validation.Message),
-                AggregateException aggregate when aggregate.InnerExceptions.All(e => e is OptionsValidationException or ConveyorConnectionException) =>
-                    new CliException(string.Join("; ", aggregate.InnerExceptions.Select(e => e.Message))),
-                ConveyorConnectionException connection => new CliException(connection.Message),
-                InvalidOperationException { InnerException: ArgumentException or FormatException } binding => new CliException(OneLine(binding)),
-                _ => ex,
-            };
+                await ((IAsyncDisposable)host).DisposeAsync().ConfigureAwait(false);
+            }
+
+            throw Explain(ex) is { } message ? new CliException(message, ex) : ex;
         }
     }
 
-    private static string OneLine(Exception ex) => $"{ex.Message.TrimEnd('.')}: {ex.InnerException!.Message}".ReplaceLineEndings(" ");
+    /// <summary>What to tell the user about a failed start, in one line; null for an unexpected failure.</summary>
+    private static string? Explain(Exception ex) => ex switch
+    {
+        OptionsValidationException or ConveyorConnectionException => ex.Message,
+        AggregateException aggregate when aggregate.InnerExceptions.All(e => Explain(e) is not null) => string.Join("; ", aggregate.InnerExceptions.Select(Explain)),
+        InvalidDataException => $"cannot read the configuration: {(ex.InnerException ?? ex).Message}",
+
+        // Binding: "Failed to convert configuration value 'abc' at 'Conveyor:Worker:Concurrency' to type 'System.Int32'."
+        InvalidOperationException { InnerException: FormatException or ArgumentException or InvalidCastException } => ex.Message.ReplaceLineEndings(" "),
+        _ => null,
+    };
 
     /// <summary>The built-in tasks' registry, for commands that run workers.</summary>
     public static IConveyorBuilder AddBuiltInTasks(this HostApplicationBuilder builder) =>
