@@ -101,6 +101,42 @@ public sealed class SqliteSchemaTests : IDisposable
     }
 
     [Fact]
+    public async Task Schema_FileFromBeforeTheChordClaim_GainsItsColumns_AndAnOlderGroupCompletesFromItsStates()
+    {
+        var path = Path.Combine(_directory, "conveyor.db");
+        var members = new[] { "task_m0", "task_m1", "task_m2" };
+        await using (var creator = new SqliteResultBackend(TestOptions.Process(path)))
+        {
+            await creator.InitGroupAsync(new GroupMeta { GroupId = "group_old", TaskIds = members, CreatedAt = DateTimeOffset.UnixEpoch });
+
+            // Two members finished by a process of an older version: their states are final, no member rows.
+            await creator.SetStateAsync(new TaskStateRecord { TaskId = members[0], TaskName = "add", State = TaskState.Success });
+            await creator.SetStateAsync(new TaskStateRecord { TaskId = members[1], TaskName = "add", State = TaskState.Success });
+        }
+
+        using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString()))
+        {
+            // group_progress as schema version 1 first created it.
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = """
+                DROP TABLE group_progress;
+                CREATE TABLE group_progress (group_id TEXT PRIMARY KEY, completed INTEGER NOT NULL, failed INTEGER NOT NULL, triggered INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+                """;
+            command.ExecuteNonQuery();
+        }
+
+        await using var backend = new SqliteResultBackend(TestOptions.Process(path));
+        await backend.SetStateAsync(new TaskStateRecord { TaskId = members[2], TaskName = "add", State = TaskState.Success });
+        var completion = await backend.CompleteGroupMemberAsync("group_old", members[2], succeeded: true);
+
+        Assert.Equal(new GroupCompletion(3, 0, true, false), completion);
+        Assert.Equal(ChordClaim.Won, await backend.ClaimChordAsync("group_old", members[2]));
+        Assert.Equal(ChordClaim.Resumed, await backend.ClaimChordAsync("group_old", members[2]));
+        Assert.Equal(ChordClaim.Lost, await backend.ClaimChordAsync("group_old", members[1]));
+    }
+
+    [Fact]
     public async Task Schema_NewerVersionOnDisk_IsRefusedWithAClearError()
     {
         var path = Path.Combine(_directory, "conveyor.db");

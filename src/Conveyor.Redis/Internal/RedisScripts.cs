@@ -254,11 +254,14 @@ internal static class RedisScripts
     /// ARGV: task id, succeeded ('1'/'0'), TTL (ms), traceparent or '', key prefix of task states.
     /// </summary>
     public const string CompleteGroupMember = """
+        local p = redis.call('HMGET', KEYS[2], 'failed', 'triggered', 'count', 'scanned', 'peer_failed')
+        local count = tonumber(p[3] or '-1')
         local first = redis.call('SADD', KEYS[1], ARGV[1])
+        local failed = tonumber(p[1] or '0')
         if first == 1 then
-          redis.call('PEXPIRE', KEYS[1], ARGV[3])
+          if count < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
           if ARGV[2] == '0' then
-            redis.call('HINCRBY', KEYS[2], 'failed', 1)
+            failed = redis.call('HINCRBY', KEYS[2], 'failed', 1)
             redis.call('PEXPIRE', KEYS[2], ARGV[3])
           end
           if ARGV[4] and ARGV[4] ~= '' then
@@ -267,11 +270,8 @@ internal static class RedisScripts
           end
         end
         local completed = redis.call('SCARD', KEYS[1])
-        local p = redis.call('HMGET', KEYS[2], 'failed', 'triggered', 'count', 'scanned', 'peer_failed')
-        local failed = tonumber(p[1] or '0')
         local triggered = 0
         if p[2] then triggered = 1 end
-        local count = tonumber(p[3] or '-1')
         local scanned = tonumber(p[4] or '0')
         local peerFailed = tonumber(p[5] or '0')
         if count < 0 then
@@ -288,6 +288,7 @@ internal static class RedisScripts
               redis.call('PEXPIRE', KEYS[5], ARGV[3])
               redis.call('HSET', KEYS[2], 'count', count)
               redis.call('PEXPIRE', KEYS[2], ARGV[3])
+              redis.call('PEXPIRE', KEYS[1], ARGV[3])
             end
           end
         end
@@ -295,10 +296,10 @@ internal static class RedisScripts
           local start = scanned
           local blocked = false
           while not blocked and scanned < count do
-            local ids = redis.call('LRANGE', KEYS[5], scanned, scanned + 63)
+            local ids = redis.call('LRANGE', KEYS[5], scanned, scanned + 3)
             if #ids == 0 then break end
             for _, id in ipairs(ids) do
-              if redis.call('SISMEMBER', KEYS[1], id) == 0 then
+              if id ~= ARGV[1] and redis.call('SISMEMBER', KEYS[1], id) == 0 then
                 local state = redis.call('GET', ARGV[5] .. id)
                 local name = state and string.match(state, '"State"%s*:%s*"(%u+)"')
                 if name == 'FAILURE' then
@@ -313,7 +314,6 @@ internal static class RedisScripts
           end
           if scanned ~= start then
             redis.call('HSET', KEYS[2], 'scanned', scanned, 'peer_failed', peerFailed)
-            redis.call('PEXPIRE', KEYS[2], ARGV[3])
           end
         end
         return {math.max(completed, scanned), failed + peerFailed, first, triggered}
