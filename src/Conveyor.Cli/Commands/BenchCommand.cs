@@ -70,22 +70,26 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
     {
         var builder = CliHost.CreateBuilder(settings, LogLevel.Warning);
         builder.AddBuiltInTasks();
-
-        // memory:// lives in this process only, so its workers must too.
-        var sharedInProcess = (builder.Configuration["Conveyor:Broker"] ?? string.Empty).StartsWith("memory:", StringComparison.OrdinalIgnoreCase);
-        for (var i = 0; sharedInProcess && i < settings.WorkerCount; i++)
-        {
-            builder.Services.AddConveyorWorker($"bench-{i + 1}", worker => worker.Concurrency = settings.Concurrency);
-        }
-
         await using var session = await CliHost.StartAsync(builder, cancellationToken).ConfigureAwait(false);
         var client = session.Client;
+
+        // A broker other processes cannot share (memory://) needs its workers in this process.
+        var inProcess = !session.Broker.Capabilities.HasFlag(BrokerCapabilities.Distributed);
         var workers = new List<Process>();
+        var localWorkers = new List<ConveyorWorker>();
         try
         {
-            for (var i = 0; !sharedInProcess && i < settings.WorkerCount; i++)
+            for (var i = 0; i < settings.WorkerCount; i++)
             {
-                workers.Add(StartWorker(settings, session, i));
+                if (!inProcess)
+                {
+                    workers.Add(StartWorker(settings, session, i));
+                    continue;
+                }
+
+                var options = new WorkerOptions { Queue = session.Queue, Concurrency = settings.Concurrency, Name = $"bench-worker-{i + 1}" };
+                localWorkers.Add(new ConveyorWorker(client, session.Services.GetRequiredService<TaskRegistry>(), options, session.Services.GetService<ILoggerFactory>(), session.Services));
+                await localWorkers[^1].StartAsync(cancellationToken).ConfigureAwait(false);
             }
 
             if (settings.WorkerCount > 0 || settings.NoWorker)
@@ -100,6 +104,11 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
         finally
         {
             await StopWorkersAsync(workers).ConfigureAwait(false);
+            foreach (var worker in localWorkers)
+            {
+                await worker.StopAsync(CancellationToken.None).ConfigureAwait(false);
+                worker.Dispose();
+            }
         }
     }
 
