@@ -70,7 +70,7 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
                 await connected.DisposeAsync().ConfigureAwait(false);
             }
         }
-        catch (RedisConnectionException ex)
+        catch (Exception ex) when (ex is RedisConnectionException or OperationCanceledException)
         {
             if (services.GetService<IOptions<ConveyorOptions>>()?.Value.FailFast != true)
             {
@@ -91,8 +91,13 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
                 await retrying.ConfigureAwait(false);
             }
 
-            var reason = ex.InnerException is { Message.Length: > 0 } inner ? $"{ex.FailureType}: {inner.Message}" : ex.FailureType.ToString();
-            throw new RedisConnectionException(ex.FailureType, $"no Redis answers at {EndPoints(RedisUrl.Parse(key).EndPoints)} ({reason.ReplaceLineEndings(" ")})", ex);
+            if (ex is not RedisConnectionException failure)
+            {
+                throw;
+            }
+
+            var reason = failure.InnerException is { Message.Length: > 0 } inner ? $"{failure.FailureType}: {inner.Message}" : failure.FailureType.ToString();
+            throw new RedisConnectionException(failure.FailureType, $"no Redis answers at {EndPoints(RedisUrl.Parse(key).EndPoints)} ({reason.ReplaceLineEndings(" ")})", failure);
         }
     }
 
