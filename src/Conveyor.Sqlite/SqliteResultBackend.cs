@@ -60,23 +60,21 @@ public sealed class SqliteResultBackend : IResultBackend
     {
         if (_memberIds.TryGetValue(groupId, out var cached))
         {
-            return cached;
+            return cached.Count == 0 ? null : cached;
         }
 
         using var reader = context.Command(Sql.SelectGroupBody).With("$group_id", groupId).With("$now", now).ExecuteReader();
-        if (!reader.Read())
-        {
-            return null;
-        }
 
-        var ids = WireFormat.DeserializeGroupMeta(reader.GetBlob(0)).TaskIds;
+        // A group without a meta (a counter of completions only, such as the benchmark's) is remembered as such:
+        // a group's meta is stored before any member is published, so it does not appear later.
+        var ids = reader.Read() ? WireFormat.DeserializeGroupMeta(reader.GetBlob(0)).TaskIds : [];
         if (_memberIds.Count >= MaxCachedGroups)
         {
             _memberIds.Clear(); // a cache: a group that loses its entry parses its meta again
         }
 
         _memberIds[groupId] = ids;
-        return ids;
+        return ids.Count == 0 ? null : ids;
     }
 
     /// <inheritdoc/>

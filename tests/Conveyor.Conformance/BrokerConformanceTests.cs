@@ -25,10 +25,45 @@ public abstract class BrokerConformanceTests<TFactory> : IClassFixture<TFactory>
     private static async Task<IBrokerDelivery> ReceiveAsync(IMessageConsumer consumer, TimeSpan? timeout = null) =>
         await consumer.Deliveries.ReadAsync().AsTask().WaitAsync(timeout ?? Wait);
 
-    private static async Task AssertNothingAsync(IMessageConsumer consumer, TimeSpan during)
+    private static void AssertNothingBuffered(IMessageConsumer consumer, string why) =>
+        Assert.False(consumer.Deliveries.TryRead(out var unexpected), unexpected is null ? null : $"unexpected delivery {Text(unexpected)}: {why}");
+
+    /// <summary>
+    /// Reads <paramref name="count"/> deliveries from <paramref name="consumer"/>, failing at once if one turns up
+    /// at <paramref name="bystander"/> meanwhile instead.
+    /// </summary>
+    private static async Task<List<IBrokerDelivery>> ReceiveAllAsync(IMessageConsumer consumer, int count, IMessageConsumer bystander, string why)
     {
-        await Task.Delay(during);
-        Assert.False(consumer.Deliveries.TryRead(out var unexpected), unexpected is null ? null : $"unexpected delivery {Text(unexpected)}");
+        var received = new List<IBrokerDelivery>();
+        using var timeout = new CancellationTokenSource(Wait);
+        using var stopWatching = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token);
+        var extra = bystander.Deliveries.WaitToReadAsync(stopWatching.Token).AsTask();
+        try
+        {
+            while (received.Count < count)
+            {
+                var next = consumer.Deliveries.ReadAsync(timeout.Token).AsTask();
+                if (await Task.WhenAny(next, extra) == extra && await extra)
+                {
+                    AssertNothingBuffered(bystander, why);
+                }
+
+                received.Add(await next);
+            }
+        }
+        finally
+        {
+            await stopWatching.CancelAsync();
+            try
+            {
+                await extra;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        return received;
     }
 
     [Fact]
@@ -59,21 +94,33 @@ public abstract class BrokerConformanceTests<TFactory> : IClassFixture<TFactory>
     public async Task Prefetch_UnsettledDeliveriesNeverExceedIt()
     {
         await using var t = await ConveyorTestContext.CreateAsync(Factory);
-        for (var i = 0; i < 6; i++)
+        for (var i = 0; i < 7; i++)
         {
             await t.Broker.PublishAsync(Message(t.Queue, $"m{i}"));
         }
 
-        await using var consumer = await t.Broker.ConsumeAsync(t.Queue, new ConsumeOptions { Prefetch = 2 });
-        var first = await ReceiveAsync(consumer);
-        var second = await ReceiveAsync(consumer);
-        await AssertNothingAsync(consumer, TimeSpan.FromMilliseconds(300));
-
+        await using var bounded = await t.Broker.ConsumeAsync(t.Queue, new ConsumeOptions { Prefetch = 2, ConsumerName = "bounded-" + Guid.NewGuid().ToString("N") });
+        var first = await ReceiveAsync(bounded);
+        var second = await ReceiveAsync(bounded);
+        Assert.Equal(["m0", "m1"], [Text(first), Text(second)]);
         await first.AckAsync();
-        var third = await ReceiveAsync(consumer);
+        var third = await ReceiveAsync(bounded);
         Assert.Equal("m2", Text(third));
+
+        // Instead of waiting a while for a delivery that must not come: a second consumer takes the four messages
+        // left. It can get all four only if the bounded one holds no more than its two unsettled ones; with every
+        // message accounted for, nothing can be on its way to the bounded one either.
+        await using var other = await t.Broker.ConsumeAsync(t.Queue, new ConsumeOptions { Prefetch = 10, ConsumerName = "other-" + Guid.NewGuid().ToString("N") });
+        var rest = await ReceiveAllAsync(other, 4, bystander: bounded, "the consumer with prefetch 2 got a third unsettled delivery");
+        Assert.Equal(["m3", "m4", "m5", "m6"], rest.Select(Text).Order(StringComparer.Ordinal));
+        AssertNothingBuffered(bounded, "every message is accounted for");
+
         await second.AckAsync();
         await third.AckAsync();
+        foreach (var delivery in rest)
+        {
+            await delivery.AckAsync();
+        }
     }
 
     [Fact]
@@ -107,7 +154,16 @@ public abstract class BrokerConformanceTests<TFactory> : IClassFixture<TFactory>
         var again = await ReceiveAsync(heir, Factory.RedeliveryTimeout + Wait);
         Assert.Equal("survivor", Text(again));
         await again.AckAsync();
-        await AssertNothingAsync(heir, TimeSpan.FromMilliseconds(200));
+
+        // No second copy: a message published after the ack is the next delivery, and then nothing is left anywhere.
+        await t.Broker.PublishAsync(Message(t.Queue, "after"));
+        var next = await ReceiveAsync(heir);
+        Assert.Equal("after", Text(next));
+        await next.AckAsync();
+        await ConveyorTestContext.EventuallyAsync(
+            async () => await t.Broker.GetQueueStatisticsAsync(t.Queue) is { Ready: 0, Delayed: 0, InFlight: 0 },
+            "an empty queue, nothing in flight");
+        AssertNothingBuffered(heir, "the message was delivered again after its ack");
     }
 
     [Fact]

@@ -3,7 +3,8 @@ namespace Conveyor.Conformance;
 /// <summary>
 /// What a provider supplies to run the conformance suites: its broker and result backend, connected to a real
 /// engine, and a way to make a consumer look dead. One factory instance is shared by a test class (xunit class
-/// fixture); every test uses queues of its own, so tests never see each other's messages.
+/// fixture); every test uses queues of its own, so tests never see each other's messages. See README.md beside
+/// this file for what a new provider implements and derives from.
 /// </summary>
 public interface IConveyorProviderFactory : IAsyncDisposable
 {
@@ -22,6 +23,17 @@ public interface IConveyorProviderFactory : IAsyncDisposable
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The backend.</returns>
     ValueTask<IResultBackend> CreateBackendAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Creates a result backend whose timers (the longest wait of <see cref="IResultBackend.WaitForChangeAsync"/>)
+    /// run on <paramref name="clock"/>, so that a suite can move time instead of waiting for it. The default,
+    /// <see langword="null"/>, says the backend cannot take a clock: the suite then waits in real time (shortly).
+    /// </summary>
+    /// <param name="clock">The clock, usually a <c>FakeTimeProvider</c>.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The backend (disposed by the test), or <see langword="null"/>.</returns>
+    ValueTask<IResultBackend?> CreateBackendAsync(TimeProvider clock, CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult<IResultBackend?>(null);
 
     /// <summary>
     /// Makes a consumer stop as if its process had been killed: it settles nothing and hands nothing back

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Time.Testing;
+
 namespace Conveyor.Conformance;
 
 /// <summary>What every result backend must do: machinery's states, batch reads, group metas and the O(1)
@@ -132,19 +134,48 @@ public abstract class ResultBackendConformanceTests<TFactory> : IClassFixture<TF
     }
 
     [Fact]
-    public async Task WaitForChange_ReturnsSoonAfterTheStateIsWritten_OrAfterMaxWait()
+    public async Task WaitForChange_WithoutAChange_LastsTheWholeMaxWait_AndAWrittenStateEndsItEarly()
     {
-        await using var backend = await Factory.CreateBackendAsync();
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 9, 0, 0, TimeSpan.Zero));
+        var onClock = await Factory.CreateBackendAsync(clock);
+        await using var backend = onClock ?? await Factory.CreateBackendAsync();
+        IWaitClock waitClock = onClock is null ? new RealClock() : new MovedClock(clock);
         var id = TaskIds.NewTaskId();
-        var started = DateTime.UtcNow;
-        await backend.WaitForChangeAsync(id, TimeSpan.FromMilliseconds(100));
-        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(5));
 
-        var waiting = backend.WaitForChangeAsync(id, TimeSpan.FromSeconds(20)).AsTask();
-        await backend.SetStateAsync(State(id, TaskState.Success, DateTimeOffset.UnixEpoch, []));
+        // No change: the wait lasts maxWait. A backend may end the first wait on a task once without a change, when
+        // it begins to listen for it (Redis: its subscription turned active); its caller reads the state and waits
+        // again, and that wait must last.
+        var early = new List<TimeSpan>();
+        while (true)
+        {
+            var waited = await waitClock.MeasureAsync(ct => backend.WaitForChangeAsync(id, waitClock.MaxWait, ct).AsTask());
+            if (waited >= waitClock.MaxWait)
+            {
+                break;
+            }
+
+            early.Add(waited);
+            Assert.True(early.Count < 2, $"{Factory.Name}: WaitForChangeAsync({waitClock.MaxWait}) without a change ended early twice in a row, after {string.Join(" and ", early)}");
+        }
+
+        // A change: a backend that is notified ends the wait soon after the write, while the fake clock stands
+        // still (so nothing but the write can end it); one that is not (its caller polls) still waits maxWait.
+        var written = State(id, TaskState.Success, DateTimeOffset.UnixEpoch, []);
         if (backend.Capabilities.HasFlag(ResultBackendCapabilities.ChangeNotifications))
         {
-            await waiting.WaitAsync(TimeSpan.FromSeconds(5));
+            var waiting = backend.WaitForChangeAsync(id, TimeSpan.FromHours(1)).AsTask();
+            await backend.SetStateAsync(written);
+            await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        else
+        {
+            var waited = await waitClock.MeasureAsync(async ct =>
+            {
+                var waiting = backend.WaitForChangeAsync(id, waitClock.MaxWait, ct).AsTask();
+                await backend.SetStateAsync(written, ct);
+                await waiting;
+            });
+            Assert.True(waited >= waitClock.MaxWait, $"{Factory.Name} declares no change notifications, so its wait lasts maxWait; it ended after {waited}");
         }
 
         Assert.Equal(TaskState.Success, (await backend.GetStateAsync(id))!.State);
@@ -164,5 +195,59 @@ public abstract class ResultBackendConformanceTests<TFactory> : IClassFixture<TF
 
         Assert.Null(await backend.GetStateAsync(id));
         Assert.Null(await backend.GetGroupMetaAsync(groupId));
+    }
+}
+
+/// <summary>The clock a result backend's waits run on, as the wait test moves or watches it.</summary>
+internal interface IWaitClock
+{
+    /// <summary>The longest wait the test asks for.</summary>
+    TimeSpan MaxWait { get; }
+
+    /// <summary>Starts a wait and returns how much time passed on the clock before it ended.</summary>
+    Task<TimeSpan> MeasureAsync(Func<CancellationToken, Task> wait);
+}
+
+/// <summary>
+/// A fake clock the test moves in tenths of maxWait, pausing after each step until the wait ends or 10 ms of real
+/// time pass: a wait that ends at its deadline is seen at or after it, so a correct backend never measures short
+/// however loaded the machine is. A wait still running after twice maxWait fails the test.
+/// </summary>
+internal sealed class MovedClock(FakeTimeProvider clock) : IWaitClock
+{
+    public TimeSpan MaxWait { get; } = TimeSpan.FromSeconds(10);
+
+    public async Task<TimeSpan> MeasureAsync(Func<CancellationToken, Task> wait)
+    {
+        var start = clock.GetUtcNow();
+        using var abandon = new CancellationTokenSource();
+        var running = wait(abandon.Token);
+        while (await Task.WhenAny(running, Task.Delay(10)) != running)
+        {
+            if (clock.GetUtcNow() - start > 2 * MaxWait)
+            {
+                await abandon.CancelAsync();
+                Assert.Fail($"a wait of at most {MaxWait} was still running after {clock.GetUtcNow() - start} on the clock");
+            }
+
+            clock.Advance(MaxWait / 10);
+        }
+
+        await running;
+        return clock.GetUtcNow() - start;
+    }
+}
+
+/// <summary>The system clock, for a backend that cannot take a fake one: short waits, measured.</summary>
+internal sealed class RealClock : IWaitClock
+{
+    public TimeSpan MaxWait { get; } = TimeSpan.FromMilliseconds(300);
+
+    public async Task<TimeSpan> MeasureAsync(Func<CancellationToken, Task> wait)
+    {
+        var stopwatch = System.Diagnostics.Stopwatch.StartNew();
+        await wait(CancellationToken.None).WaitAsync(MaxWait + ConveyorTestContext.Timeout);
+        // Timers round to the millisecond; allow for it.
+        return stopwatch.Elapsed + TimeSpan.FromMilliseconds(2);
     }
 }

@@ -1,13 +1,12 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Conveyor.Conformance;
 
 /// <summary>
-/// What every lock store must do for the periodic scheduler, on the real store: the fence is a monotonic claim with
-/// exactly one winner per token, and several schedulers sharing the store publish each tick once. The schedulers run
-/// on a fake clock (ticks come when the test says), the store and broker are real.
+/// What every lock store must do for the periodic scheduler, on the real store: several schedulers sharing the store
+/// publish each tick once. The schedulers run on a fake clock (ticks come when the test says), the store and broker
+/// are real. The fences the ticks are claimed with are proven by <see cref="DistributedLockConformanceTests{TFactory}"/>.
 /// </summary>
 /// <typeparam name="TFactory">The provider's factory.</typeparam>
 public abstract class SchedulerConformanceTests<TFactory> : IClassFixture<TFactory>
@@ -24,64 +23,16 @@ public abstract class SchedulerConformanceTests<TFactory> : IClassFixture<TFacto
     /// <returns>The lock store (disposed by the test when it is disposable).</returns>
     protected abstract ValueTask<IDistributedLock> CreateLockAsync();
 
-    [Fact]
-    public async Task TryAdvanceFenceAsync_ManyConcurrentAdvancers_ExactlyOneWinsEachToken()
-    {
-        var locks = new[] { await CreateLockAsync(), await CreateLockAsync(), await CreateLockAsync() };
-        try
-        {
-            var fence = "fence-" + Guid.NewGuid().ToString("N");
-            var winners = new ConcurrentDictionary<long, int>();
-            const int tokens = 20;
-            for (long token = 1; token <= tokens; token++)
-            {
-                var attempts = Enumerable.Range(0, 24).Select(async i =>
-                {
-                    if (await locks[i % locks.Length].TryAdvanceFenceAsync(fence, token))
-                    {
-                        winners.AddOrUpdate(token, 1, (_, n) => n + 1);
-                    }
-                });
-                await Task.WhenAll(attempts);
-            }
+    /// <summary>
+    /// Creates the broker of one scheduler's process; every call must reach the same queues. The default is the
+    /// factory's (a new connection per call); a one-process provider returns its one broker.
+    /// </summary>
+    /// <returns>The broker (disposed by the test).</returns>
+    protected virtual ValueTask<IBroker> CreateBrokerAsync() => Factory.CreateBrokerAsync();
 
-            Assert.Equal(tokens, winners.Count);
-            Assert.All(winners, w => Assert.Equal(1, w.Value));
-            Assert.Equal(tokens, await locks[1].ReadFenceAsync(fence));
-        }
-        finally
-        {
-            await DisposeAllAsync(locks);
-        }
-    }
-
-    [Fact]
-    public async Task TryAdvanceFenceAsync_StaleOrEqualToken_IsRefusedAndTheFenceNeverMovesBack()
-    {
-        var locks = await CreateLockAsync();
-        try
-        {
-            var fence = "fence-" + Guid.NewGuid().ToString("N");
-            Assert.Null(await locks.ReadFenceAsync(fence));
-
-            var tick = new DateTimeOffset(2026, 11, 27, 4, 0, 0, TimeSpan.Zero).ToUnixTimeMilliseconds();
-            Assert.True(await locks.TryAdvanceFenceAsync(fence, tick));
-            Assert.False(await locks.TryAdvanceFenceAsync(fence, tick));
-            Assert.False(await locks.TryAdvanceFenceAsync(fence, tick - 1000));
-            Assert.Equal(tick, await locks.ReadFenceAsync(fence));
-
-            Assert.True(await locks.TryAdvanceFenceAsync(fence, tick + 1000));
-            Assert.Equal(tick + 1000, await locks.ReadFenceAsync(fence));
-
-            // Fences are per name.
-            Assert.True(await locks.TryAdvanceFenceAsync(fence + "-other", tick - 5000));
-            Assert.Equal(tick + 1000, await locks.ReadFenceAsync(fence));
-        }
-        finally
-        {
-            await DisposeAllAsync([locks]);
-        }
-    }
+    /// <summary>Creates the result backend of one scheduler's process; the default is the factory's.</summary>
+    /// <returns>The backend (disposed by the test).</returns>
+    protected virtual ValueTask<IResultBackend> CreateBackendAsync() => Factory.CreateBackendAsync();
 
     [Fact]
     public async Task Scheduler_ThreeSchedulersOnOneStore_PublishEveryTickExactlyOnce()
@@ -97,8 +48,8 @@ public abstract class SchedulerConformanceTests<TFactory> : IClassFixture<TFacto
             IBroker? reader = null;
             for (var i = 0; i < 3; i++)
             {
-                var broker = await Factory.CreateBrokerAsync();
-                var backend = await Factory.CreateBackendAsync();
+                var broker = await CreateBrokerAsync();
+                var backend = await CreateBackendAsync();
                 var locks = await CreateLockAsync();
                 disposables.Add(broker);
                 disposables.Add(backend);
@@ -149,17 +100,6 @@ public abstract class SchedulerConformanceTests<TFactory> : IClassFixture<TFacto
             }
 
             foreach (var disposable in disposables)
-            {
-                await disposable.DisposeAsync();
-            }
-        }
-    }
-
-    private static async Task DisposeAllAsync(IEnumerable<IDistributedLock> locks)
-    {
-        foreach (var l in locks)
-        {
-            if (l is IAsyncDisposable disposable)
             {
                 await disposable.DisposeAsync();
             }

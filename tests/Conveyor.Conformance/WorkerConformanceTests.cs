@@ -288,7 +288,7 @@ public abstract class WorkerConformanceTests<TFactory> : IClassFixture<TFactory>
             Interlocked.Increment(ref callbackRuns);
             return string.Join(",", values);
         });
-        await t.StartWorkerAsync(o => o.Concurrency = 8);
+        var worker = await t.StartWorkerAsync(o => o.Concurrency = 8);
 
         // Later members finish first, so completion order differs from member order.
         const int members = 40;
@@ -296,7 +296,7 @@ public abstract class WorkerConformanceTests<TFactory> : IClassFixture<TFactory>
         var result = await t.Client.SendChordAsync(new Chord(group, new Signature("join")));
 
         Assert.Equal(string.Join(",", Enumerable.Range(0, members)), (string)(await result.GetAsync(Wait))[0].Value!);
-        await Task.Delay(200);
+        await StopAndAssertQueueSettledAsync(t, worker);
         Assert.Equal(1, Volatile.Read(ref callbackRuns));
         Assert.True((await t.Backend.GetGroupMetaAsync(group.GroupId))!.ChordTriggered);
     }
@@ -318,7 +318,7 @@ public abstract class WorkerConformanceTests<TFactory> : IClassFixture<TFactory>
             Interlocked.Increment(ref onErrorRuns);
             return error;
         });
-        await t.StartWorkerAsync();
+        var worker = await t.StartWorkerAsync();
 
         var callback = new Signature("join");
         var onError = new Signature("on_chord_error");
@@ -332,7 +332,7 @@ public abstract class WorkerConformanceTests<TFactory> : IClassFixture<TFactory>
         await ConveyorTestContext.EventuallyAsync(
             async () => (await Task.WhenAll(group.Tasks.Select(async s => (await t.Backend.GetStateAsync(s.Id))?.IsCompleted == true))).All(x => x),
             "every member completes");
-        await Task.Delay(200);
+        await StopAndAssertQueueSettledAsync(t, worker);
         Assert.Equal(0, Volatile.Read(ref callbackRuns));
         Assert.Equal(1, Volatile.Read(ref onErrorRuns));
         Assert.Equal(TaskState.Pending, (await t.Backend.GetStateAsync(callback.Id))?.State ?? TaskState.Pending);
@@ -438,10 +438,13 @@ public abstract class WorkerConformanceTests<TFactory> : IClassFixture<TFactory>
 
         await entered.Task.WaitAsync(Wait);
         var stopping = t.StopWorkerAsync(first);
-        await Task.Delay(100);
-        Assert.False(stopping.IsCompleted, "the worker waits for its running task");
+        // The stop is requested before StopAsync first awaits; with the handler held it cannot have ended, and when
+        // it ends the task must be settled (nothing in flight).
+        Assert.False(stopping.IsCompleted, "the worker stopped while its task ran");
+        var inFlightWhenStopped = stopping.ContinueWith(_ => first.InFlight, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         gate.SetResult();
         await stopping;
+        Assert.Equal(0, await inFlightWhenStopped);
 
         var states = await Task.WhenAll(results.Select(async r => (await r.GetStateAsync())!.State));
         Assert.Equal(1, states.Count(s => s == TaskState.Success));
@@ -543,6 +546,21 @@ public abstract class WorkerConformanceTests<TFactory> : IClassFixture<TFactory>
         await ConveyorTestContext.EventuallyAsync(() => Task.FromResult(events.Count >= 6), "six hook events");
 
         Assert.Equal(["before add", "run", "after add SUCCESS", "before fail", "error fail x", "after fail FAILURE"], events.ToArray());
+    }
+
+    /// <summary>
+    /// Stops the worker (it settles what it ran and hands back what it did not start), then checks that the queue
+    /// holds nothing: a duplicate message (a second chord callback, a redelivered member) would be left in it or
+    /// would have run before the stop. This replaces waiting a while for something that must not happen.
+    /// </summary>
+    private static async Task StopAndAssertQueueSettledAsync(ConveyorTestContext t, ConveyorWorker worker)
+    {
+        await t.StopWorkerAsync(worker);
+        QueueStatistics? stats = null;
+        await ConveyorTestContext.EventuallyAsync(
+            async () => (stats = await t.Broker.GetQueueStatisticsAsync(t.Queue)) is { Ready: 0, Delayed: 0, InFlight: 0 },
+            "nothing left in the queue after the worker stopped");
+        Assert.Equal(0, stats!.Ready + stats.Delayed + stats.InFlight);
     }
 
     private static void InterlockedMax(ref int target, int value)

@@ -52,6 +52,9 @@ public class RabbitMqProviderFactory : IConveyorProviderFactory
     public virtual ValueTask<IResultBackend> CreateBackendAsync(CancellationToken cancellationToken = default) =>
         ValueTask.FromResult<IResultBackend>(new SqliteResultBackend(SqliteOptions));
 
+    public virtual ValueTask<IResultBackend?> CreateBackendAsync(TimeProvider clock, CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult<IResultBackend?>(new SqliteResultBackend(SqliteOptions, clock));
+
     public ValueTask SimulateCrashAsync(IMessageConsumer consumer) => RabbitMqBroker.SimulateCrashAsync(consumer);
 
     public virtual async ValueTask DisposeAsync()
@@ -99,6 +102,9 @@ public sealed class RabbitMqRedisProviderFactory : RabbitMqProviderFactory
 
     public override async ValueTask<IResultBackend> CreateBackendAsync(CancellationToken cancellationToken = default) =>
         new RedisResultBackend(await MultiplexerAsync(), RedisOptions);
+
+    public override async ValueTask<IResultBackend?> CreateBackendAsync(TimeProvider clock, CancellationToken cancellationToken = default) =>
+        new RedisResultBackend(await MultiplexerAsync(), RedisOptions, clock);
 
     public override async ValueTask DisposeAsync()
     {

@@ -45,6 +45,9 @@ public class RedisProviderFactory : IConveyorProviderFactory
     public async ValueTask<IResultBackend> CreateBackendAsync(CancellationToken cancellationToken = default) =>
         new RedisResultBackend(await MultiplexerAsync(), Options);
 
+    public async ValueTask<IResultBackend?> CreateBackendAsync(TimeProvider clock, CancellationToken cancellationToken = default) =>
+        new RedisResultBackend(await MultiplexerAsync(), Options, clock);
+
     public virtual ValueTask SimulateCrashAsync(IMessageConsumer consumer) => ((RedisMessageConsumer)consumer).SimulateCrashAsync();
 
     public virtual async ValueTask DisposeAsync()

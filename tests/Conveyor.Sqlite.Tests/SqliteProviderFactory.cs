@@ -1,4 +1,5 @@
 using Conveyor.Conformance;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Conveyor.Sqlite.Tests;
 
@@ -28,6 +29,10 @@ public sealed class SqliteProviderFactory : IConveyorProviderFactory
 
     public ValueTask<IResultBackend> CreateBackendAsync(CancellationToken cancellationToken = default) => ValueTask.FromResult<IResultBackend>(new SqliteResultBackend(Options));
 
+    // A store of its own on the clock (the process's store is per file and clock), so its poller and waits run on it.
+    public ValueTask<IResultBackend?> CreateBackendAsync(TimeProvider clock, CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult<IResultBackend?>(new SqliteResultBackend(Options, clock));
+
     public ValueTask SimulateCrashAsync(IMessageConsumer consumer) => SqliteBroker.SimulateCrashAsync(consumer);
 
     public ValueTask DisposeAsync()
@@ -48,4 +53,11 @@ public sealed class SqliteWorkerConformanceTests(SqliteProviderFactory factory) 
 public sealed class SqliteSchedulerConformanceTests(SqliteProviderFactory factory) : SchedulerConformanceTests<SqliteProviderFactory>(factory)
 {
     protected override ValueTask<IDistributedLock> CreateLockAsync() => ValueTask.FromResult<IDistributedLock>(new SqliteDistributedLock(Factory.Options));
+}
+
+/// <summary>Each lock store opens the file as a process of its own (its own connections and writer), on the test's clock.</summary>
+public sealed class SqliteDistributedLockConformanceTests(SqliteProviderFactory factory) : DistributedLockConformanceTests<SqliteProviderFactory>(factory)
+{
+    protected override ValueTask<IDistributedLock> CreateLockAsync(FakeTimeProvider clock) =>
+        ValueTask.FromResult<IDistributedLock>(new SqliteDistributedLock(TestOptions.Process(Factory.Options.DatabasePath), clock));
 }

@@ -92,8 +92,11 @@ public sealed class InMemoryDistributedLock : IDistributedLock
 
         public long FencingToken { get; } = fencingToken;
 
-        public ValueTask<bool> RenewAsync(TimeSpan lease, CancellationToken cancellationToken = default) =>
-            ValueTask.FromResult(store.Renew(Name, owner, lease));
+        public ValueTask<bool> RenewAsync(TimeSpan lease, CancellationToken cancellationToken = default)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(lease, TimeSpan.Zero); // as SQLite and Redis refuse it
+            return ValueTask.FromResult(store.Renew(Name, owner, lease));
+        }
 
         public ValueTask DisposeAsync()
         {

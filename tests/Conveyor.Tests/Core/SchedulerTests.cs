@@ -365,17 +365,6 @@ public sealed class SchedulerTests : IAsyncDisposable
         Assert.StartsWith("Conveyor:Schedules:p:MaxCatchUp: 0 is not valid", catchUp.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task InMemoryFence_IsMonotonic_AndOneWinnerPerToken()
-    {
-        var winners = await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(async () => await _locks.TryAdvanceFenceAsync("f", 10))));
-
-        Assert.Single(winners, w => w);
-        Assert.False(await _locks.TryAdvanceFenceAsync("f", 9));
-        Assert.Equal(10, await _locks.ReadFenceAsync("f"));
-        Assert.Null(await _locks.ReadFenceAsync("g"));
-    }
-
     private sealed class FlakyLock(IDistributedLock inner) : IDistributedLock
     {
         public volatile bool Failing;

@@ -3,43 +3,6 @@ using StackExchange.Redis;
 
 namespace Conveyor.Redis.Tests;
 
-public sealed class RedisDistributedLockTests(RedisProviderFactory factory) : IClassFixture<RedisProviderFactory>
-{
-    [Fact]
-    public async Task TryAcquire_HeldLock_ReturnsNullUntilReleased_AndFencingTokensGrow()
-    {
-        var locks = new RedisDistributedLock(await factory.MultiplexerAsync(), factory.Options);
-        var name = "scheduler-" + Guid.NewGuid().ToString("N");
-
-        var first = await locks.TryAcquireAsync(name, TimeSpan.FromSeconds(10));
-        Assert.NotNull(first);
-        Assert.Null(await locks.TryAcquireAsync(name, TimeSpan.FromSeconds(10)));
-        Assert.True(await first.RenewAsync(TimeSpan.FromSeconds(10)));
-        await first.DisposeAsync();
-
-        await using var second = await locks.TryAcquireAsync(name, TimeSpan.FromSeconds(10));
-        Assert.NotNull(second);
-        Assert.True(second.FencingToken > first.FencingToken);
-        Assert.False(await first.RenewAsync(TimeSpan.FromSeconds(10)));
-    }
-
-    [Fact]
-    public async Task ExpiredLease_AnotherHolderTakesIt_AndTheOldHolderCanNeitherRenewNorRelease()
-    {
-        var locks = new RedisDistributedLock(await factory.MultiplexerAsync(), factory.Options);
-        var name = "scheduler-" + Guid.NewGuid().ToString("N");
-        var stale = await locks.TryAcquireAsync(name, TimeSpan.FromMilliseconds(100));
-        Assert.NotNull(stale);
-        await Task.Delay(300);
-
-        await using var current = await locks.TryAcquireAsync(name, TimeSpan.FromSeconds(10));
-        Assert.NotNull(current);
-        Assert.False(await stale.RenewAsync(TimeSpan.FromSeconds(10)));
-        await stale.DisposeAsync();
-        Assert.Null(await locks.TryAcquireAsync(name, TimeSpan.FromSeconds(10)));
-    }
-}
-
 public sealed class RedisUrlTests
 {
     [Fact]
