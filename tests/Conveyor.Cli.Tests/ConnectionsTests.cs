@@ -69,7 +69,7 @@ public sealed class ConnectionsTests : IDisposable
         var options = Options(new ConnectionSettings { Config = file });
 
         Assert.Equal("sqlite://from-host-variable.db", options.Broker);
-        Assert.Equal("sqlite://from-host-variable.db", options.ResultBackend);
+        Assert.Equal(string.Empty, options.ResultBackend); // the broker's URL: SQLite holds results
         Assert.Equal("from_file", options.DefaultQueue);
         Assert.False(options.FailFast);
     }
