@@ -16,7 +16,9 @@ public static class ConveyorServiceCollectionExtensions
     /// Adds Conveyor's publishing client (<see cref="ConveyorClient"/>, a singleton to inject anywhere), the broker,
     /// the result backend and the lock, picked by the URLs in the <c>Conveyor</c> configuration section
     /// (<see cref="ConveyorOptions"/>) among the providers added with <c>Use…()</c>, and validated when the host starts.
-    /// Calling it again returns the same builder.
+    /// The host then connects to them asynchronously before its workers and scheduler start, and either fails the start
+    /// or goes on when one does not answer (<see cref="ConveyorOptions.FailFast"/>). Calling it again returns the same
+    /// builder.
     /// </summary>
     /// <param name="services">The services.</param>
     /// <param name="configure">Adds providers and tasks: <c>c =&gt; c.UseRedis().AddTask("add", (long a, long b) =&gt; a + b)</c>.</param>
