@@ -1,3 +1,5 @@
+using Microsoft.Extensions.DependencyInjection;
+
 namespace Conveyor.Cli;
 
 /// <summary>The example tasks every <c>conveyor worker</c> runs.</summary>
@@ -6,12 +8,12 @@ internal static class BuiltInTasks
     /// <summary>The header that marks a benchmark task; its value is the benchmark run id.</summary>
     public const string BenchHeader = "conveyor-bench";
 
-    public static TaskRegistry Register(TaskRegistry registry, IResultBackend backend)
+    public static TaskRegistry Register(TaskRegistry registry)
     {
         return registry
             .Register("add", async (long a, long b, TaskContext context) =>
             {
-                await TrackBenchExecutionAsync(backend, context).ConfigureAwait(false);
+                await TrackBenchExecutionAsync(context).ConfigureAwait(false);
                 return a + b;
             })
             .Register("multiply", (long a, long b) => a * b)
@@ -30,12 +32,14 @@ internal static class BuiltInTasks
     /// Counts benchmark executions through the backend's idempotent group counter: the first run of a task
     /// registers it, a second run registers the task as a duplicate. Works across processes and providers.
     /// </summary>
-    private static async ValueTask TrackBenchExecutionAsync(IResultBackend backend, TaskContext context)
+    private static async ValueTask TrackBenchExecutionAsync(TaskContext context)
     {
         if (context.Signature.GetHeader(BenchHeader) is not { Length: > 0 } runId)
         {
             return;
         }
+
+        var backend = (context.Services ?? throw new InvalidOperationException("the built-in tasks run in the CLI's host")).GetRequiredService<IResultBackend>();
 
         // Counting is the benchmark's business, not the task's: a backend hiccup here must not fail the task, so
         // it is retried a few times and then given up (the run's duplicate count may then be an undercount).

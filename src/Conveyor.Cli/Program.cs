@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Conveyor;
 using Conveyor.Cli;
 using Conveyor.Cli.Commands;
 using Spectre.Console.Cli;
@@ -27,10 +28,16 @@ var app = new CommandApp();
 app.Configure(config =>
 {
     config.SetApplicationName("conveyor");
+    config.SetHelpProvider(new CliHelp(config.Settings));
     config.AddCommand<WorkerCommand>("worker").WithDescription("Run the built-in example tasks until Ctrl+C or SIGTERM");
     config.AddCommand<BeatCommand>("beat").WithDescription("Run a periodic scheduler: conveyor beat --name tick --cron '*/1 * * * * *' echo string:hi (any number on one store, each tick published once)");
     config.AddCommand<SchedulesCommand>("schedules").WithDescription("List the configured schedules, their next ticks and the last tick claimed");
-    config.AddCommand<SendCommand>("send").WithDescription("Publish a task: conveyor send add int64:2 int64:3 --wait");
+    config.AddCommand<SendCommand>("send").WithDescription("Publish a task, a group, a chord or a chain; --wait prints each task's state and the final result")
+        .WithExample("send", "add", "int64:2", "int64:3", "--wait")
+        .WithExample("send", "--group", "'add int64:1 int64:2'", "'add int64:3 int64:4'", "--wait")
+        .WithExample("send", "--chord", "sum", "'multiply int64:2 int64:3'", "'multiply int64:4 int64:5'", "--wait")
+        .WithExample("send", "--chain", "'add int64:1 int64:2'", "'multiply int64:10'", "'add int64:100'", "--wait", "--json")
+        .WithExample("send", "-f", "flow.json", "--wait");
     config.AddCommand<StatusCommand>("status").WithDescription("Show a task's state and results");
     config.AddCommand<QueuesCommand>("queues").WithDescription("Pending, delayed, in-flight and dead-lettered counts per queue");
     config.AddCommand<PurgeCommand>("purge").WithDescription("Delete a queue's pending and delayed tasks");
@@ -43,11 +50,13 @@ app.Configure(config =>
         var message = exception switch
         {
             CliException cli => cli.Message,
+            ConveyorConnectionException connection => connection.Message,
             CommandParseException or CommandRuntimeException => exception.Message,
             OperationCanceledException => "canceled",
             _ => $"{exception.GetType().Name}: {exception.Message}",
         };
-        Console.Error.WriteLine($"conveyor: {message}");
+        // Whatever the exception says, a password in it never reaches the terminal.
+        Console.Error.WriteLine($"conveyor: {ConveyorUrls.Redact(message.ReplaceLineEndings(" "))}");
         return ExitCodes.UsageOrConnection;
     });
 });

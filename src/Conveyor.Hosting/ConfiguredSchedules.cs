@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -50,30 +51,42 @@ internal sealed class ConfiguredSchedulesValidator : IValidateOptions<Configured
 }
 
 /// <summary>
-/// Gives the scheduler the configuration's schedules at start, and what changed on each reload: a schedule deleted
-/// from appsettings.json stops ticking within one interval, in every host that reads that file. A reload with a bad
-/// setting is logged and ignored; the previous schedules go on.
+/// Runs the scheduler as a hosted service, made when the host starts (after the engines are connected, so nothing
+/// connects synchronously on the start path). Gives it the configuration's schedules at start, and what changed on
+/// each reload: a schedule deleted from appsettings.json stops ticking within one interval, in every host that reads
+/// that file. A reload with a bad setting is logged and ignored; the previous schedules go on. A schedule added in
+/// code (<see cref="SchedulerOptions.Schedules"/>) keeps its name: a configured one of the same name is ignored, with a
+/// warning.
 /// </summary>
 internal sealed partial class ConfiguredScheduleSync(
-    ConveyorScheduler scheduler,
+    IServiceProvider services,
     IOptionsMonitor<ConfiguredSchedules> configuration,
+    IOptions<SchedulerOptions> schedulerOptions,
     ILogger<ConfiguredScheduleSync> logger) : IHostedService, IDisposable
 {
     private readonly Lock _gate = new();
+    private readonly HashSet<string> _fromCode = [.. schedulerOptions.Value.Schedules.Select(s => s.Name)];
+    private readonly HashSet<string> _shadowWarned = new(StringComparer.Ordinal);
     private Dictionary<string, string> _applied = new(StringComparer.Ordinal); // name -> settings fingerprint
     private IDisposable? _subscription;
+    private ConveyorScheduler? _scheduler;
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
+        await services.GetRequiredService<ConveyorConnections>().ConnectAsync(cancellationToken).ConfigureAwait(false);
+        _scheduler = services.GetRequiredService<ConveyorScheduler>();
         Apply(configuration.CurrentValue);
         _subscription = configuration.OnChange(Reload);
-        return Task.CompletedTask;
+        await _scheduler.StartAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    public Task StopAsync(CancellationToken cancellationToken)
+    public async Task StopAsync(CancellationToken cancellationToken)
     {
         _subscription?.Dispose();
-        return Task.CompletedTask;
+        if (_scheduler is not null)
+        {
+            await _scheduler.StopAsync(cancellationToken).ConfigureAwait(false);
+        }
     }
 
     public void Dispose() => _subscription?.Dispose();
@@ -92,6 +105,7 @@ internal sealed partial class ConfiguredScheduleSync(
 
     private void Apply(ConfiguredSchedules schedules)
     {
+        var scheduler = _scheduler!;
         var next = schedules.Build();
         lock (_gate)
         {
@@ -103,6 +117,16 @@ internal sealed partial class ConfiguredScheduleSync(
             var applied = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var (name, schedule) in next)
             {
+                if (_fromCode.Contains(name))
+                {
+                    if (_shadowWarned.Add(name))
+                    {
+                        LogShadowed(logger, name);
+                    }
+
+                    continue;
+                }
+
                 // Only what changed is re-added: re-adding would restart nothing, but it would log every schedule.
                 var fingerprint = Fingerprint(schedules.Schedules[name]);
                 if (!_applied.TryGetValue(name, out var old) || old != fingerprint)
@@ -122,4 +146,7 @@ internal sealed partial class ConfiguredScheduleSync(
 
     [LoggerMessage(5000, LogLevel.Warning, "The reloaded configuration has a bad schedule; the previous schedules go on: {Error}")]
     private static partial void LogInvalidReload(ILogger logger, string error);
+
+    [LoggerMessage(5002, LogLevel.Warning, "Schedule {Schedule} is given in code (or on the command line) and in the configuration; the configuration's is ignored")]
+    private static partial void LogShadowed(ILogger logger, string schedule);
 }

@@ -33,6 +33,11 @@ internal sealed class ConveyorOptionsValidator(IEnumerable<IConveyorProvider> pr
             failures.Add($"{ConveyorOptions.SectionName}:DefaultQueue: must not be empty");
         }
 
+        if (options.ConnectTimeout <= TimeSpan.Zero)
+        {
+            failures.Add($"{ConveyorOptions.SectionName}:ConnectTimeout: must be positive, not {options.ConnectTimeout}");
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 

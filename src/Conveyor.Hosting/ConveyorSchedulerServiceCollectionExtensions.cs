@@ -43,9 +43,8 @@ public static class ConveyorSchedulerServiceCollectionExtensions
             sp.GetRequiredService<IOptions<SchedulerOptions>>().Value,
             sp.GetService<ILoggerFactory>()));
 
-        // The configuration's schedules go in before the scheduler starts: hosted services start in this order.
+        // One hosted service puts the configuration's schedules in and then starts the scheduler.
         services.AddSingleton<IHostedService, ConfiguredScheduleSync>();
-        services.AddSingleton<IHostedService>(static sp => sp.GetRequiredService<ConveyorScheduler>());
         return services;
     }
 }

@@ -16,7 +16,9 @@ public static class ConveyorServiceCollectionExtensions
     /// Adds Conveyor's publishing client (<see cref="ConveyorClient"/>, a singleton to inject anywhere), the broker,
     /// the result backend and the lock, picked by the URLs in the <c>Conveyor</c> configuration section
     /// (<see cref="ConveyorOptions"/>) among the providers added with <c>Use…()</c>, and validated when the host starts.
-    /// Calling it again returns the same builder.
+    /// The host then connects to them asynchronously before its workers and scheduler start, and either fails the start
+    /// or goes on when one does not answer (<see cref="ConveyorOptions.FailFast"/>). Calling it again returns the same
+    /// builder.
     /// </summary>
     /// <param name="services">The services.</param>
     /// <param name="configure">Adds providers and tasks: <c>c =&gt; c.UseRedis().AddTask("add", (long a, long b) =&gt; a + b)</c>.</param>
@@ -38,6 +40,10 @@ public static class ConveyorServiceCollectionExtensions
 
             services.TryAddSingleton(TimeProvider.System);
             services.TryAddSingleton<ConveyorConnections>();
+
+            // First among the hosted services: the engines are connected (asynchronously) before a worker or
+            // scheduler creates anything on them.
+            services.AddSingleton<IHostedService, ConveyorStartup>();
             services.TryAddSingleton(static sp => sp.GetRequiredService<ConveyorConnections>().CreateBroker());
             services.TryAddSingleton(static sp => sp.GetRequiredService<ConveyorConnections>().CreateResultBackend());
             services.TryAddSingleton(static sp => sp.GetRequiredService<ConveyorConnections>().CreateLock());
@@ -99,12 +105,7 @@ public static class ConveyorServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<WorkerOptions>, WorkerOptionsValidator>());
 
         // Not AddHostedService: it de-duplicates factory registrations by type, and several workers are allowed.
-        services.AddSingleton<IHostedService>(sp => new ConveyorWorker(
-            sp.GetRequiredService<ConveyorClient>(),
-            sp.GetRequiredService<TaskRegistry>(),
-            sp.GetRequiredService<IOptionsMonitor<WorkerOptions>>().Get(name),
-            sp.GetService<ILoggerFactory>(),
-            sp));
+        services.AddSingleton<IHostedService>(sp => new ConveyorWorkerService(sp, name));
         return services;
     }
 }

@@ -650,9 +650,10 @@ public sealed class RabbitMqBroker : IBroker
         var name = string.Create(CultureInfo.InvariantCulture, $"{(machineryArguments ? DelayPrefix : OwnDelayPrefix)}{ms}.{_options.Exchange}.{routingKey}");
         var now = _time.GetTimestamp();
 
-        // A publish within (expires - ms) of the last declaration lands, and its message leaves ms later, before
-        // the queue can expire. Past that, declare again (which also restarts the expiry).
-        if (_delayQueues.TryGetValue(name, out var known) && _time.GetElapsedTime(known.DeclaredAt, now).TotalMilliseconds < expires - ms)
+        // A publish within half of (expires - ms) of the last declaration lands, and its message leaves ms later,
+        // well before the queue can expire: the other half is the margin for a late TTL timer on a busy node (a
+        // queue that expires first deletes the message with it). Past that, declare again (which restarts the expiry).
+        if (_delayQueues.TryGetValue(name, out var known) && _time.GetElapsedTime(known.DeclaredAt, now).TotalMilliseconds < (expires - ms) / 2)
         {
             return name;
         }

@@ -16,6 +16,29 @@ internal sealed class RabbitMqConveyorProvider(IEnumerable<IConfigureOptions<Rab
 
     public ConveyorComponents Components => ConveyorComponents.Broker;
 
+    public IReadOnlyList<string> UrlForms { get; } =
+    [
+        "amqp://user:password@host:5672/[vhost][?exchange=machinery_exchange&max_priority=10&quorum=true] (broker only)",
+        "amqp://host1:5672/,amqp://host2:5672/ (failover)",
+        "amqps://… (TLS)",
+    ];
+
+    // A throwaway connection proves the broker, credentials and vhost: the host's broker is created after this and
+    // connects on first use.
+    public async ValueTask ConnectAsync(string url, IServiceProvider services, CancellationToken cancellationToken = default)
+    {
+        var probe = new RabbitMqBroker(Options(url), services.GetService<TimeProvider>());
+        await using var _ = probe.ConfigureAwait(false);
+        try
+        {
+            await probe.ConnectAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            throw new InvalidOperationException($"cannot connect to RabbitMQ ({(ex.InnerException ?? ex).Message})", ex);
+        }
+    }
+
     public string? Validate(string url)
     {
         try

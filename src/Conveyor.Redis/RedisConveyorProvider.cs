@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using System.Net.Sockets;
 using StackExchange.Redis;
 
 namespace Conveyor.Redis;
@@ -9,18 +10,118 @@ namespace Conveyor.Redis;
 /// The <c>redis://</c>, <c>rediss://</c> and <c>redis+sentinel://</c> provider for configuration-driven setup
 /// (<c>UseRedis()</c>). One multiplexer per URL and container, shared by the broker, backend and lock on it, as
 /// StackExchange.Redis intends; the container disposes the provider after what it created, so the multiplexer closes
-/// last.
+/// last. A host opens it asynchronously at start (<see cref="ConnectAsync"/>); only a component created before that,
+/// outside a host's start, connects synchronously.
 /// </summary>
 internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisConveyorOptions>> configure) : IConveyorProvider, IAsyncDisposable
 {
     private readonly Lock _gate = new();
-    private readonly Dictionary<string, ConnectionMultiplexer> _connections = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Task<ConnectionMultiplexer>> _connections = new(StringComparer.Ordinal);
 
     public string Name => "Redis";
 
     public IReadOnlyList<string> Schemes { get; } = ["redis", "rediss", "redis+sentinel"];
 
     public ConveyorComponents Components => ConveyorComponents.Broker | ConveyorComponents.ResultBackend | ConveyorComponents.Lock;
+
+    public IReadOnlyList<string> UrlForms { get; } =
+    [
+        "redis://[[user]:password@]host[:port][/db]",
+        "rediss://… (TLS)",
+        "redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/master-name[/db]",
+        "…?visibility_timeout=30&heartbeat_interval=10&result_ttl=3600&key_prefix=app1: (seconds)",
+    ];
+
+    public async ValueTask ConnectAsync(string url, IServiceProvider services, CancellationToken cancellationToken = default)
+    {
+        var key = RedisUrl.ConnectionPart(url);
+        Task<ConnectionMultiplexer>? existing;
+        lock (_gate)
+        {
+            _connections.TryGetValue(key, out existing);
+        }
+
+        if (existing is not null)
+        {
+            var connection = await existing.WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (!connection.IsConnected)
+            {
+                throw new RedisConnectionException(ConnectionFailureType.UnableToConnect, $"no Redis answers at {EndPoints(connection.GetEndPoints())}");
+            }
+
+            return;
+        }
+
+        try
+        {
+            // A refused or unroutable endpoint answers at once through a plain socket; StackExchange.Redis may wait
+            // out its whole connect timeout first. The client's connect then checks the rest (TLS, password, role).
+            var configuration = Configuration(key, abortOnConnectFail: true);
+            await ProbeAsync(configuration.EndPoints, cancellationToken).ConfigureAwait(false);
+            var connected = await ConnectionMultiplexer.ConnectAsync(configuration).WaitAsync(cancellationToken).ConfigureAwait(false);
+            bool added;
+            lock (_gate)
+            {
+                added = _connections.TryAdd(key, Task.FromResult(connected));
+            }
+
+            if (!added)
+            {
+                await connected.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is RedisConnectionException or OperationCanceledException)
+        {
+            if (services.GetService<IOptions<ConveyorOptions>>()?.Value.FailFast != true)
+            {
+                // Starting anyway: a multiplexer that keeps retrying in the background, so the host recovers on its
+                // own once Redis is back, opened here so that nothing connects synchronously later.
+                Task<ConnectionMultiplexer> retrying;
+                lock (_gate)
+                {
+                    if (!_connections.TryGetValue(key, out retrying!))
+                    {
+                        retrying = ConnectionMultiplexer.ConnectAsync(Configuration(key, abortOnConnectFail: false));
+                        _connections[key] = retrying;
+                    }
+                }
+
+                // Its first attempt is bounded by the client's own connect timeout (5 s by default), not by the
+                // caller's token: the components created next must find it made, or they would block on it.
+                await retrying.ConfigureAwait(false);
+            }
+
+            if (ex is not RedisConnectionException failure)
+            {
+                throw;
+            }
+
+            var reason = failure.InnerException is { Message.Length: > 0 } inner ? $"{failure.FailureType}: {inner.Message}" : failure.FailureType.ToString();
+            throw new RedisConnectionException(failure.FailureType, $"no Redis answers at {EndPoints(RedisUrl.Parse(key).EndPoints)} ({reason.ReplaceLineEndings(" ")})", failure);
+        }
+    }
+
+    private static async Task ProbeAsync(EndPointCollection endPoints, CancellationToken cancellationToken)
+    {
+        SocketException? refused = null;
+        foreach (var endPoint in endPoints)
+        {
+            try
+            {
+                using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+                await socket.ConnectAsync(endPoint, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            catch (SocketException ex)
+            {
+                refused = ex;
+            }
+        }
+
+        throw new RedisConnectionException(ConnectionFailureType.UnableToConnect, refused?.Message ?? "no endpoint", refused);
+    }
+
+    private static string EndPoints(IEnumerable<System.Net.EndPoint> endPoints) => string.Join(", ", endPoints.Select(e => e is System.Net.DnsEndPoint dns ? $"{dns.Host}:{dns.Port}" : e.ToString()));
 
     public string? Validate(string url)
     {
@@ -46,15 +147,25 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
 
     public async ValueTask DisposeAsync()
     {
-        ConnectionMultiplexer[] connections;
+        Task<ConnectionMultiplexer>[] connections;
         lock (_gate)
         {
             connections = [.. _connections.Values];
             _connections.Clear();
         }
 
-        foreach (var connection in connections)
+        foreach (var pending in connections)
         {
+            ConnectionMultiplexer connection;
+            try
+            {
+                connection = await pending.ConfigureAwait(false);
+            }
+            catch (RedisConnectionException)
+            {
+                continue;
+            }
+
             await connection.CloseAsync().ConfigureAwait(false);
             await connection.DisposeAsync().ConfigureAwait(false);
         }
@@ -64,22 +175,35 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
     {
         // URLs that differ only in Conveyor's query settings share a connection.
         var key = RedisUrl.ConnectionPart(url);
+        Task<ConnectionMultiplexer>? connection;
         lock (_gate)
         {
-            if (!_connections.TryGetValue(key, out var connection))
+            if (!_connections.TryGetValue(key, out connection))
             {
-                var configuration = RedisUrl.Parse(key);
-
-                // A host must start even while Redis is down (it reconnects in the background; health checks say
-                // so), unlike the CLI, which fails at once.
-                configuration.AbortOnConnectFail = false;
-                configuration.ClientName ??= $"conveyor-{Environment.ProcessId}";
-                connection = ConnectionMultiplexer.Connect(configuration);
+                // Only outside a host's start (which calls ConnectAsync first): a synchronous connect.
+                connection = Task.FromResult(ConnectionMultiplexer.Connect(Configuration(key, abortOnConnectFail: false)));
                 _connections[key] = connection;
             }
-
-            return connection;
         }
+
+        // Completed, unless a start that went on without Redis is still making its first attempt.
+        return connection.IsCompletedSuccessfully ? connection.Result : connection.GetAwaiter().GetResult();
+    }
+
+    // A host must start even while Redis is down (it reconnects in the background; health checks say so).
+    private static ConfigurationOptions Configuration(string connectionPart, bool abortOnConnectFail)
+    {
+        var configuration = RedisUrl.Parse(connectionPart);
+        configuration.AbortOnConnectFail = abortOnConnectFail;
+        if (abortOnConnectFail)
+        {
+            // One attempt: with retries StackExchange.Redis waits out ConnectTimeout even on a refused connection.
+            // ConnectRetry only governs this first connect; once connected, the multiplexer reconnects by itself.
+            configuration.ConnectRetry = 1;
+        }
+
+        configuration.ClientName ??= $"conveyor-{Environment.ProcessId}";
+        return configuration;
     }
 
     // The URL's query settings first, then code (UseRedis's configure).

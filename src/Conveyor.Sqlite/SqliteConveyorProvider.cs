@@ -13,6 +13,13 @@ internal sealed class SqliteConveyorProvider(IEnumerable<IConfigureOptions<Sqlit
 
     public ConveyorComponents Components => ConveyorComponents.Broker | ConveyorComponents.ResultBackend | ConveyorComponents.Lock;
 
+    public IReadOnlyList<string> UrlForms { get; } =
+    [
+        "sqlite://conveyor.db (relative to the working folder)",
+        "sqlite:///var/lib/conveyor.db (absolute)",
+        "…?visibility_timeout=30&result_ttl=3600&busy_timeout=5 (seconds)",
+    ];
+
     public string? Validate(string url)
     {
         try

@@ -82,7 +82,7 @@ public sealed class SqliteEndToEndTests : IDisposable
         var (exitCode, output, error) = await CliProcess.RunAsync(_directory, Generous, "send", "add", "int64:1", "int64:2", "--broker", "sqlite:///no/such/dir/x.db");
 
         Assert.Equal(2, exitCode);
-        Assert.Equal("conveyor: cannot open sqlite:///no/such/dir/x.db: the folder /no/such/dir does not exist", error.Trim());
+        Assert.Equal("conveyor: Conveyor:Broker: cannot open sqlite:///no/such/dir/x.db: the folder /no/such/dir does not exist", error.Trim());
         Assert.Equal(string.Empty, output.Trim());
     }
 }

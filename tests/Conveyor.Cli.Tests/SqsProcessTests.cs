@@ -42,9 +42,9 @@ public sealed class SqsProcessTests : IDisposable
     }
 
     [Theory]
-    [InlineData("--broker", "sqs://nowhere/", "conveyor: sqs:// URL: 'nowhere' is not an AWS region")]
-    [InlineData("--backend", "dynamodb://us-east-1?colour=blue", "conveyor: dynamodb:// URL: unknown setting 'colour'")]
-    [InlineData("--broker", "sqs://AKIAEXAMPLE:hunter2@us-east-1/", "conveyor: an sqs:// URL carries no credentials")]
+    [InlineData("--broker", "sqs://nowhere/", "conveyor: Conveyor:Broker: sqs:// URL: 'nowhere' is not an AWS region")]
+    [InlineData("--backend", "dynamodb://us-east-1?colour=blue", "conveyor: Conveyor:ResultBackend: dynamodb:// URL: unknown setting 'colour'")]
+    [InlineData("--broker", "sqs://AKIAEXAMPLE:hunter2@us-east-1/", "conveyor: Conveyor:Broker: an sqs:// URL carries no credentials")]
     public async Task Send_BadAwsUrl_ExitsTwoWithOneLineThatSaysWhatToFix(string option, string url, string expected)
     {
         var (exitCode, output, error) = await CliProcess.RunAsync(_directory, Generous, "send", "add", "int64:1", "int64:2", option, url);

@@ -91,4 +91,32 @@ public sealed class SchedulerHostingTests
         Assert.Equal(["from-code", "nightly"], before);
         Assert.Equal(["from-code"], after);
     }
+
+    [Fact]
+    public async Task StartAndReload_ScheduleOfTheSameNameInCodeAndConfiguration_TheCodeOneIsKept()
+    {
+        var builder = HostBuilders.Create(new Dictionary<string, string?>
+        {
+            ["Conveyor:Schedules:report:Cron"] = "0 3 * * *",
+            ["Conveyor:Schedules:report:Task"] = "from-configuration",
+        });
+        builder.Services.AddConveyor(c => c.UseInMemory());
+        builder.Services.AddConveyorScheduler(o => o.Schedules.Add(
+            new PeriodicSchedule("report", ScheduleTrigger.Every(TimeSpan.FromHours(1)), new Signature("from-code"))));
+        using var host = builder.Build();
+        await host.StartAsync();
+        var scheduler = host.Services.GetRequiredService<ConveyorScheduler>();
+        var atStart = Assert.Single(scheduler.Schedules);
+
+        var configuration = (IConfigurationRoot)host.Services.GetRequiredService<IConfiguration>();
+        configuration["Conveyor:Schedules:report:Cron"] = "0 4 * * *";
+        configuration.Reload();
+        var afterReload = Assert.Single(scheduler.Schedules);
+        configuration["Conveyor:Schedules:report:Enabled"] = "false";
+        configuration.Reload();
+        var afterDisable = Assert.Single(scheduler.Schedules);
+        await host.StopAsync();
+
+        Assert.All(new[] { atStart, afterReload, afterDisable }, s => Assert.Equal(TimeSpan.FromHours(1), s.Trigger.Interval));
+    }
 }

@@ -202,11 +202,19 @@ public sealed class RabbitMqMixedFleetTests(RabbitMqFleetFixture fixture) : ICla
         fleet.StartMachinery();
         try
         {
-            foreach (var task in tasks)
+            try
             {
-                var final = await fleet.Client.GetResult(task.Id).WaitAsync(Fleet.Timeout);
-                Assert.Equal(TaskState.Failure, final.State);
+                await fleet.SettleAsync(tasks.Select(t => t.Id));
             }
+            catch (TimeoutException ex)
+            {
+                var states = await fleet.Backend.GetStatesAsync([.. tasks.Select(t => t.Id)]);
+                throw new TimeoutException(
+                    $"{ex.Message}; states: {string.Join(", ", states.Select(s => s?.State.ToWireName() ?? "none"))}; runs: conveyor {fleet.ConveyorRuns.Count}, machinery {fleet.Peer.Runs.Count}; machinery publish errors: {string.Join("; ", machinery.PublishErrors)}",
+                    ex);
+            }
+
+            Assert.All(await fleet.Backend.GetStatesAsync([.. tasks.Select(t => t.Id)]), s => Assert.Equal(TaskState.Failure, s!.State));
         }
         finally
         {

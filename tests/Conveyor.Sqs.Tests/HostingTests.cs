@@ -38,6 +38,26 @@ public sealed class HostingTests
     }
 
     [Fact]
+    public async Task StartAsync_FailFast_EndpointsThatDoNotAnswer_FailWithOneLinePerSetting()
+    {
+        var builder = Create(new Dictionary<string, string?>
+        {
+            ["Conveyor:Broker"] = "sqs://us-east-1/?endpoint=http://127.0.0.1:1",
+            ["Conveyor:ResultBackend"] = "dynamodb://us-east-1?endpoint=http://127.0.0.1:1",
+            ["Conveyor:FailFast"] = "true",
+            ["Conveyor:ConnectTimeout"] = "00:00:05",
+        });
+        builder.Services.AddConveyorWorker();
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<ConveyorConnectionException>(() => host.StartAsync(CancellationToken.None));
+
+        Assert.Contains("Conveyor:Broker: sqs://us-east-1/?endpoint=http://127.0.0.1:1", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Conveyor:ResultBackend: dynamodb://us-east-1?endpoint=http://127.0.0.1:1", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("conveyor-test-secret", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Host_SqsBrokerAndDynamoDbBackendFromConfiguration_RunsATask()
     {
         var suffix = Guid.NewGuid().ToString("N")[..10];

@@ -1,6 +1,6 @@
 using System.ComponentModel;
 using System.Globalization;
-using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -14,19 +14,19 @@ internal sealed class BeatSettings : ConnectionSettings
     public string? Task { get; init; }
 
     [CommandArgument(1, "[ARGS]")]
-    [Description("Its arguments, TYPE:VALUE (int64:2, string:hello, []string:a,b ...)")]
+    [Description("Its arguments, TYPE:VALUE (int64:2, string:hello, [[]]string:a,b ...)")]
     public string[] Args { get; init; } = [];
 
     [CommandOption("--name <NAME>")]
-    [Description("Name of a schedule given on the command line; the same in every beat process that shares it")]
+    [Description("Name of a schedule given on the command line; the same in every beat process that shares it. Default: none (the configuration's schedules only)")]
     public string? Name { get; init; }
 
     [CommandOption("--cron <SPEC>")]
-    [Description("Cron spec: five fields, or six with seconds first ('*/1 * * * * *')")]
+    [Description("Cron spec: five fields, or six with seconds first ('*/1 * * * * *'). Default: none")]
     public string? Cron { get; init; }
 
     [CommandOption("--interval <DURATION>")]
-    [Description("Fixed interval instead of --cron (500ms, 1s, 5m, 1h), anchored at the Unix epoch")]
+    [Description("Fixed interval instead of --cron (500ms, 1s, 5m, 1h), anchored at the Unix epoch. Default: none")]
     public string? Interval { get; init; }
 
     [CommandOption("--tz <ZONE>")]
@@ -34,19 +34,16 @@ internal sealed class BeatSettings : ConnectionSettings
     public string? TimeZone { get; init; }
 
     [CommandOption("--misfire <POLICY>")]
-    [Description("skip (default): drop ticks more than 5 s late; catch-up: publish up to --max-catch-up missed ticks")]
+    [Description("skip: drop ticks more than 5 s late; catch-up: publish up to --max-catch-up missed ticks. Default: skip")]
     public string? Misfire { get; init; }
 
     [CommandOption("--max-catch-up <N>")]
-    [Description("With --misfire catch-up, the most missed ticks published. Default: 5")]
+    [Description("With --misfire catch-up, the most missed ticks published")]
+    [DefaultValue(PeriodicSchedule.DefaultMaxCatchUp)]
     public int MaxCatchUp { get; init; } = PeriodicSchedule.DefaultMaxCatchUp;
 
-    [CommandOption("--config <FILE>")]
-    [Description("JSON configuration with a Conveyor:Schedules section. Default: appsettings.json in the current folder, if any")]
-    public string? Config { get; init; }
-
     [CommandOption("--quiet")]
-    [Description("Log warnings and errors only")]
+    [Description("Log warnings and errors only. Default: off")]
     public bool Quiet { get; init; }
 
     public bool HasCommandLineSchedule => Name is not null || Cron is not null || Interval is not null || Task is not null;
@@ -91,7 +88,7 @@ internal sealed class BeatSettings : ConnectionSettings
         {
             trigger = Cron is not null
                 ? ScheduleTrigger.Cron(Cron, zone)
-                : ScheduleTrigger.Every(ScheduleConfiguration.ParseDuration(Interval!, "--interval"));
+                : ScheduleTrigger.Every(BeatCommand.ParseDuration(Interval!, "--interval"));
         }
         catch (FormatException ex)
         {
@@ -108,7 +105,7 @@ internal sealed class BeatSettings : ConnectionSettings
             "catch-up" or "catchup" => MisfirePolicy.CatchUp,
             _ => throw new CliException($"--misfire: '{Misfire}' is not a misfire policy; use skip or catch-up"),
         };
-        var task = new Signature(Task!, Args.Select(ArgumentParser.Parse)) { RoutingKey = QueueName };
+        var task = new Signature(Task!, Args.Select(ArgumentParser.Parse)) { RoutingKey = Queue ?? string.Empty };
         return new PeriodicSchedule(Name!, trigger, task) { Misfire = misfire, MaxCatchUp = MaxCatchUp };
     }
 }
@@ -118,86 +115,55 @@ internal sealed class BeatCommand : AsyncCommand<BeatSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, BeatSettings settings, CancellationToken cancellationToken)
     {
-        using var loggerFactory = CliLogging.Create(settings.Quiet ? LogLevel.Warning : LogLevel.Information);
         var commandLine = settings.ToSchedule();
-        var configuration = ScheduleConfiguration.Build(settings.Config);
-        var fromConfiguration = ScheduleConfiguration.Read(configuration);
-        if (commandLine is null && fromConfiguration.Count == 0)
+        var builder = CliHost.CreateBuilder(settings, settings.Quiet ? LogLevel.Warning : LogLevel.Information);
+        if (commandLine is null && !builder.Configuration.GetSection(SchedulesCommand.Section).GetChildren().Any())
         {
-            throw new CliException($"no schedules: give --name NAME --cron SPEC TASK [ARG ...], or define {ScheduleConfiguration.Section}:<name> in appsettings.json, --config FILE or the environment");
+            throw new CliException($"no schedules: give --name NAME --cron SPEC TASK [ARG ...], or define {SchedulesCommand.Section}:<name> in appsettings.json, --config FILE or the environment");
         }
 
-        await using var providers = await Connections.OpenAsync(settings.BrokerUrl, settings.BackendUrl, loggerFactory, cancellationToken).ConfigureAwait(false);
-        await using var locks = await Connections.OpenLockAsync(settings.BackendUrl, loggerFactory, cancellationToken).ConfigureAwait(false);
-        var client = new ConveyorClient(providers.Broker, providers.Backend, new ConveyorClientOptions { DefaultQueue = settings.QueueName }, loggerFactory: loggerFactory);
-        await using var beat = EmbeddedScheduler.Create(client, locks.Lock, configuration, fromConfiguration, commandLine, loggerFactory);
+        // The command line's schedule is code to the host: a configured schedule of the same name is ignored.
+        builder.Services.AddConveyorScheduler(options =>
+        {
+            if (commandLine is not null)
+            {
+                options.Schedules.Add(commandLine);
+            }
+        });
+        await using var session = await CliHost.StartAsync(builder, cancellationToken).ConfigureAwait(false);
         if (!settings.Quiet)
         {
-            AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"[green]conveyor beat[/]: {beat.Scheduler.Schedules.Count} schedule(s) ({string.Join(", ", beat.Scheduler.Schedules.Select(s => s.Name))}); broker {providers.BrokerUrl}, ticks claimed on {providers.BackendUrl}");
+            var scheduler = session.Services.GetRequiredService<ConveyorScheduler>();
+            AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"[green]conveyor beat[/]: {scheduler.Schedules.Count} schedule(s) ({string.Join(", ", scheduler.Schedules.Select(s => s.Name))}); broker {session.BrokerUrl}, ticks claimed on {session.BackendUrl}");
         }
 
-        await beat.Scheduler.StartAsync(CancellationToken.None).ConfigureAwait(false);
-        try
-        {
-            await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-        }
-
-        await beat.Scheduler.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        await WorkerCommand.WaitForStopAsync(session, cancellationToken).ConfigureAwait(false);
         return ExitCodes.Success;
     }
-}
 
-/// <summary>A scheduler with the configuration's schedules (watched for changes) and the command line's.</summary>
-internal sealed class EmbeddedScheduler : IAsyncDisposable
-{
-    private readonly IDisposable _watch;
-
-    private EmbeddedScheduler(ConveyorScheduler scheduler, IDisposable watch)
+    /// <summary>Parses a duration: <c>500ms</c>, <c>1s</c>, <c>5m</c>, <c>1h</c>, a number of seconds, or <c>hh:mm:ss</c>.</summary>
+    public static TimeSpan ParseDuration(string text, string option)
     {
-        Scheduler = scheduler;
-        _watch = watch;
-    }
-
-    public ConveyorScheduler Scheduler { get; }
-
-    public static EmbeddedScheduler Create(
-        ConveyorClient client,
-        IDistributedLock locks,
-        IConfigurationRoot configuration,
-        Dictionary<string, ScheduleConfiguration.Entry> fromConfiguration,
-        PeriodicSchedule? commandLine,
-        ILoggerFactory loggerFactory)
-    {
-        var logger = loggerFactory.CreateLogger("Conveyor.Cli.Beat");
-        var options = new SchedulerOptions();
-        foreach (var (name, entry) in fromConfiguration)
+        var t = text.Trim();
+        (string Suffix, double Scale)[] units = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)];
+        foreach (var (suffix, scale) in units)
         {
-            if (commandLine?.Name == name)
+            if (t.EndsWith(suffix, StringComparison.OrdinalIgnoreCase) && double.TryParse(t[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value > 0)
             {
-                CliLog.ScheduleShadowed(logger, name);
-            }
-            else if (entry.Schedule is { } schedule)
-            {
-                options.Schedules.Add(schedule);
+                return TimeSpan.FromSeconds(value * scale);
             }
         }
 
-        if (commandLine is not null)
+        if (double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds > 0)
         {
-            options.Schedules.Add(commandLine);
+            return TimeSpan.FromSeconds(seconds);
         }
 
-        var scheduler = new ConveyorScheduler(client, locks, options, loggerFactory);
-        return new EmbeddedScheduler(scheduler, ScheduleConfiguration.Watch(configuration, scheduler, fromConfiguration, commandLine?.Name, logger));
-    }
+        if (TimeSpan.TryParse(t, CultureInfo.InvariantCulture, out var span) && span > TimeSpan.Zero)
+        {
+            return span;
+        }
 
-    public ValueTask DisposeAsync()
-    {
-        _watch.Dispose();
-        Scheduler.Dispose();
-        return ValueTask.CompletedTask;
+        throw new CliException($"{option}: '{text}' is not a duration; use 500ms, 1s, 5m, 1h or hh:mm:ss");
     }
 }

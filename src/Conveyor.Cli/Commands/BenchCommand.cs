@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -11,15 +12,17 @@ namespace Conveyor.Cli.Commands;
 internal sealed class BenchSettings : ConnectionSettings
 {
     [CommandOption("-n|--tasks <N>")]
-    [Description("How many add tasks to publish. Default: 10000")]
+    [Description("How many add tasks to publish")]
+    [DefaultValue(10_000)]
     public int Tasks { get; init; } = 10_000;
 
     [CommandOption("--rate <R>")]
-    [Description("Publish R tasks a second instead of all at once")]
+    [Description("Publish R tasks a second instead of all at once. Default: all at once")]
     public double? Rate { get; init; }
 
     [CommandOption("-c|--concurrency <C>")]
-    [Description("Concurrency of each worker started with --workers, and publishes in flight. Default: 16")]
+    [Description("Concurrency of each worker started with --workers, and publishes in flight")]
+    [DefaultValue(16)]
     public int Concurrency { get; init; } = 16;
 
     [CommandOption("-w|--workers <W>")]
@@ -27,15 +30,16 @@ internal sealed class BenchSettings : ConnectionSettings
     public int? Workers { get; init; }
 
     [CommandOption("--no-worker")]
-    [Description("Start no worker: use workers started elsewhere on the same broker and queue")]
+    [Description("Start no worker: use workers started elsewhere on the same broker and queue. Default: off")]
     public bool NoWorker { get; init; }
 
     [CommandOption("--timeout <SECONDS>")]
-    [Description("Stop waiting for results after this long; tasks not finished count as lost. Default: 300")]
+    [Description("Stop waiting for results after this long; tasks not finished count as lost")]
+    [DefaultValue(300.0)]
     public double Timeout { get; init; } = 300;
 
     [CommandOption("--json")]
-    [Description("Print one JSON object")]
+    [Description("Print one JSON object. Default: off (a table)")]
     public bool Json { get; init; }
 
     public int WorkerCount => NoWorker ? 0 : Workers ?? 1;
@@ -60,46 +64,47 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
     private const int PublishersAtOnce = 16;
     private const int MinStateWindow = 64;
     private const int MaxStateWindow = 4096;
+    private static readonly JsonSerializerOptions ReportJson = new(CliJson.Options) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     public override async Task<int> ExecuteAsync(CommandContext context, BenchSettings settings, CancellationToken cancellationToken)
     {
-        using var loggerFactory = CliLogging.Create(LogLevel.Warning);
-        await using var providers = await Connections.OpenAsync(settings.BrokerUrl, settings.BackendUrl, loggerFactory, cancellationToken).ConfigureAwait(false);
-        var queue = settings.QueueName;
-        var client = new ConveyorClient(providers.Broker, providers.Backend, new ConveyorClientOptions { DefaultQueue = queue });
+        var builder = CliHost.CreateBuilder(settings, LogLevel.Warning);
+        builder.AddBuiltInTasks();
+        await using var session = await CliHost.StartAsync(builder, cancellationToken).ConfigureAwait(false);
+        var client = session.Client;
+
+        // A broker other processes cannot share (memory://) needs its workers in this process.
+        var inProcess = !session.Broker.Capabilities.HasFlag(BrokerCapabilities.Distributed);
         var workers = new List<Process>();
-        var inProcess = new List<ConveyorWorker>();
+        var localWorkers = new List<ConveyorWorker>();
         try
         {
-            // memory:// lives in this process only, so its workers must too.
-            var sharedInProcess = providers.BrokerUrl.StartsWith("memory:", StringComparison.OrdinalIgnoreCase);
             for (var i = 0; i < settings.WorkerCount; i++)
             {
-                if (sharedInProcess)
+                if (!inProcess)
                 {
-                    var worker = new ConveyorWorker(client, BuiltInTasks.Register(new TaskRegistry(), providers.Backend), new WorkerOptions { Queue = queue, Concurrency = settings.Concurrency }, loggerFactory);
-                    inProcess.Add(worker);
-                    await worker.StartAsync(cancellationToken).ConfigureAwait(false);
+                    workers.Add(StartWorker(settings, session, i));
+                    continue;
                 }
-                else
-                {
-                    workers.Add(StartWorker(settings, queue, i));
-                }
+
+                var options = new WorkerOptions { Queue = session.Queue, Concurrency = settings.Concurrency, Name = $"bench-worker-{i + 1}" };
+                localWorkers.Add(new ConveyorWorker(client, session.Services.GetRequiredService<TaskRegistry>(), options, session.Services.GetService<ILoggerFactory>(), session.Services));
+                await localWorkers[^1].StartAsync(cancellationToken).ConfigureAwait(false);
             }
 
             if (settings.WorkerCount > 0 || settings.NoWorker)
             {
-                await WarmUpAsync(client, settings, cancellationToken).ConfigureAwait(false);
+                await WarmUpAsync(client, settings, session, cancellationToken).ConfigureAwait(false);
             }
 
-            var report = await RunAsync(client, providers, settings, cancellationToken).ConfigureAwait(false);
+            var report = await RunAsync(client, session, settings, cancellationToken).ConfigureAwait(false);
             Print(report, settings.Json);
             return report.Lost == 0 ? ExitCodes.Success : ExitCodes.TaskFailed;
         }
         finally
         {
             await StopWorkersAsync(workers).ConfigureAwait(false);
-            foreach (var worker in inProcess)
+            foreach (var worker in localWorkers)
             {
                 await worker.StopAsync(CancellationToken.None).ConfigureAwait(false);
                 worker.Dispose();
@@ -107,7 +112,7 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
         }
     }
 
-    private static Process StartWorker(BenchSettings settings, string queue, int index)
+    private static Process StartWorker(BenchSettings settings, CliSession session, int index)
     {
         var (fileName, prefix) = SelfCommand();
         var start = new ProcessStartInfo(fileName)
@@ -116,7 +121,10 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in prefix.Concat(["worker", "--broker", settings.BrokerUrl, "--backend", settings.BackendUrl, "--queue", queue,
+        // The effective settings (whatever their source), passwords included: arguments, not output.
+        var options = session.Options;
+        var backend = string.IsNullOrWhiteSpace(options.ResultBackend) ? options.Broker : options.ResultBackend;
+        foreach (var arg in prefix.Concat(["worker", "--broker", options.Broker, "--backend", backend, "--queue", session.Queue,
                      "--concurrency", settings.Concurrency.ToString(CultureInfo.InvariantCulture), "--name", $"bench-worker-{index + 1}-{Environment.ProcessId}", "--quiet"]))
         {
             start.ArgumentList.Add(arg);
@@ -170,7 +178,7 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
         }
     }
 
-    private static async Task WarmUpAsync(ConveyorClient client, BenchSettings settings, CancellationToken cancellationToken)
+    private static async Task WarmUpAsync(ConveyorClient client, BenchSettings settings, CliSession session, CancellationToken cancellationToken)
     {
         var warmUp = await client.SendAsync(new Signature("echo", TaskArgument.String("warm-up")), cancellationToken).ConfigureAwait(false);
         try
@@ -180,7 +188,7 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
         catch (TimeoutException)
         {
             throw new CliException(settings.NoWorker
-                ? $"no worker answered on queue {settings.QueueName} within 60 s; start one with: conveyor worker --broker {settings.BrokerUrl} --backend {settings.BackendUrl} --queue {settings.QueueName}"
+                ? $"no worker answered on queue {session.Queue} within 60 s; start one with: conveyor worker --broker {session.BrokerUrl} --backend {session.BackendUrl} --queue {session.Queue}"
                 : "the benchmark's workers did not start within 60 s");
         }
     }
@@ -189,7 +197,7 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
         int Tasks, double Seconds, double TasksPerSecond, double PublishPerSecond, double P50Ms, double P99Ms,
         int Lost, long Duplicates, string Broker, string Backend);
 
-    private static async Task<Report> RunAsync(ConveyorClient client, Providers providers, BenchSettings settings, CancellationToken cancellationToken)
+    private static async Task<Report> RunAsync(ConveyorClient client, CliSession session, BenchSettings settings, CancellationToken cancellationToken)
     {
         var runId = Guid.NewGuid().ToString("N");
         var count = settings.Tasks;
@@ -273,7 +281,7 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             {
                 try
                 {
-                    var states = await providers.Backend.GetStatesAsync([.. pending.Take(window).Select(i => ids[i])], cancellationToken).ConfigureAwait(false);
+                    var states = await session.Backend.GetStatesAsync([.. pending.Take(window).Select(i => ids[i])], cancellationToken).ConfigureAwait(false);
                     var now = Stopwatch.GetTimestamp();
                     for (var j = 0; j < window; j++)
                     {
@@ -310,7 +318,7 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
                 // Little finished: sleep until the oldest task's state changes (pushed where the backend can) or 2 ms pass.
                 try
                 {
-                    await providers.Backend.WaitForChangeAsync(ids[pending[0]], TimeSpan.FromMilliseconds(2), cancellationToken).ConfigureAwait(false);
+                    await session.Backend.WaitForChangeAsync(ids[pending[0]], TimeSpan.FromMilliseconds(2), cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
@@ -342,9 +350,9 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             .ToArray();
         var lastCompletion = completed.Where(c => c != 0).DefaultIfEmpty(0).Max();
         var elapsed = lastCompletion == 0 ? seconds : Stopwatch.GetElapsedTime(startTimestamp, lastCompletion).TotalSeconds;
-        var probe = await providers.Backend.CompleteGroupMemberAsync(BuiltInTasks.DuplicateGroup(runId), "probe", succeeded: true, cancellationToken: cancellationToken).ConfigureAwait(false);
-        await providers.Backend.DeleteGroupAsync(BuiltInTasks.DuplicateGroup(runId), cancellationToken).ConfigureAwait(false);
-        await providers.Backend.DeleteGroupAsync(BuiltInTasks.ExecutionGroup(runId), cancellationToken).ConfigureAwait(false);
+        var probe = await session.Backend.CompleteGroupMemberAsync(BuiltInTasks.DuplicateGroup(runId), "probe", succeeded: true, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await session.Backend.DeleteGroupAsync(BuiltInTasks.DuplicateGroup(runId), cancellationToken).ConfigureAwait(false);
+        await session.Backend.DeleteGroupAsync(BuiltInTasks.ExecutionGroup(runId), cancellationToken).ConfigureAwait(false);
 
         return new Report(
             count,
@@ -355,8 +363,8 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             Math.Round(Percentile(latencies, 0.99), 2),
             count - latencies.Length,
             probe.Completed - 1,
-            providers.BrokerUrl,
-            providers.BackendUrl);
+            session.BrokerUrl,
+            session.BackendUrl);
     }
 
     private static double Percentile(double[] sorted, double p) =>
@@ -366,21 +374,8 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
     {
         if (json)
         {
-            Console.WriteLine(JsonSerializer.Serialize(
-                new Dictionary<string, object>
-                {
-                    ["tasks"] = report.Tasks,
-                    ["seconds"] = report.Seconds,
-                    ["tasks_per_second"] = report.TasksPerSecond,
-                    ["publish_per_second"] = report.PublishPerSecond,
-                    ["p50_ms"] = report.P50Ms,
-                    ["p99_ms"] = report.P99Ms,
-                    ["lost"] = report.Lost,
-                    ["duplicates"] = report.Duplicates,
-                    ["broker"] = report.Broker,
-                    ["backend"] = report.Backend,
-                },
-                CliJson.Options));
+            // tasks, seconds, tasks_per_second, publish_per_second, p50_ms, p99_ms, lost, duplicates, broker, backend
+            Console.WriteLine(JsonSerializer.Serialize(report, ReportJson));
             return;
         }
 

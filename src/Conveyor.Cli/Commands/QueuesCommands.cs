@@ -2,29 +2,22 @@ using System.ComponentModel;
 using System.Globalization;
 using System.Text.Json;
 using Conveyor.Serialization;
-using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace Conveyor.Cli.Commands;
-
-internal sealed class JsonConnectionSettings : ConnectionSettings
-{
-    [CommandOption("--json")]
-    [Description("Print JSON")]
-    public bool Json { get; init; }
-}
 
 /// <summary><c>conveyor queues</c>: pending, delayed, in-flight and dead-lettered counts per queue.</summary>
 internal sealed class QueuesCommand : AsyncCommand<JsonConnectionSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, JsonConnectionSettings settings, CancellationToken cancellationToken)
     {
-        await using var providers = await Connections.OpenAsync(settings.BrokerUrl, settings.BackendUrl, NullLoggerFactory.Instance, cancellationToken).ConfigureAwait(false);
+        await using var session = await CliHost.StartAsync(CliHost.CreateBuilder(settings, LogLevel.Warning), cancellationToken).ConfigureAwait(false);
         var queues = new List<QueueStatistics>();
-        foreach (var queue in await providers.Broker.ListQueuesAsync(cancellationToken).ConfigureAwait(false))
+        foreach (var queue in await session.Broker.ListQueuesAsync(cancellationToken).ConfigureAwait(false))
         {
-            queues.Add(await providers.Broker.GetQueueStatisticsAsync(queue, cancellationToken).ConfigureAwait(false));
+            queues.Add(await session.Broker.GetQueueStatisticsAsync(queue, cancellationToken).ConfigureAwait(false));
         }
 
         if (settings.Json)
@@ -60,26 +53,23 @@ internal sealed class PurgeCommand : AsyncCommand<PurgeSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, PurgeSettings settings, CancellationToken cancellationToken)
     {
-        await using var providers = await Connections.OpenAsync(settings.BrokerUrl, settings.BackendUrl, NullLoggerFactory.Instance, cancellationToken).ConfigureAwait(false);
-        var removed = await providers.Broker.PurgeAsync(settings.Target, cancellationToken).ConfigureAwait(false);
+        await using var session = await CliHost.StartAsync(CliHost.CreateBuilder(settings, LogLevel.Warning), cancellationToken).ConfigureAwait(false);
+        var removed = await session.Broker.PurgeAsync(settings.Target, cancellationToken).ConfigureAwait(false);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"purged {removed} task(s) from {settings.Target}"));
         return ExitCodes.Success;
     }
 }
 
-internal sealed class DeadLettersSettings : ConnectionSettings
+internal sealed class DeadLettersSettings : JsonConnectionSettings
 {
     [CommandOption("--requeue")]
-    [Description("Move every dead letter back to its queue")]
+    [Description("Move every dead letter back to its queue. Default: off (list them)")]
     public bool Requeue { get; init; }
 
     [CommandOption("--limit <N>")]
-    [Description("The most to list or requeue. Default: 1000")]
+    [Description("The most to list or requeue")]
+    [DefaultValue(1000)]
     public int Limit { get; init; } = 1000;
-
-    [CommandOption("--json")]
-    [Description("Print JSON")]
-    public bool Json { get; init; }
 }
 
 /// <summary><c>conveyor dead-letters</c>: lists dead letters with their reasons, or requeues them.</summary>
@@ -87,15 +77,15 @@ internal sealed class DeadLettersCommand : AsyncCommand<DeadLettersSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, DeadLettersSettings settings, CancellationToken cancellationToken)
     {
-        await using var providers = await Connections.OpenAsync(settings.BrokerUrl, settings.BackendUrl, NullLoggerFactory.Instance, cancellationToken).ConfigureAwait(false);
+        await using var session = await CliHost.StartAsync(CliHost.CreateBuilder(settings, LogLevel.Warning), cancellationToken).ConfigureAwait(false);
         if (settings.Requeue)
         {
-            var moved = await providers.Broker.RequeueDeadLettersAsync(settings.Limit, cancellationToken).ConfigureAwait(false);
+            var moved = await session.Broker.RequeueDeadLettersAsync(settings.Limit, cancellationToken).ConfigureAwait(false);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"requeued {moved} dead letter(s)"));
             return ExitCodes.Success;
         }
 
-        var letters = await providers.Broker.GetDeadLettersAsync(settings.Limit, cancellationToken).ConfigureAwait(false);
+        var letters = await session.Broker.GetDeadLettersAsync(settings.Limit, cancellationToken).ConfigureAwait(false);
         var rows = letters.Select(letter => (letter, task: Describe(letter))).ToList();
         if (settings.Json)
         {

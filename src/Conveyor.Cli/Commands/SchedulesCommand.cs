@@ -1,36 +1,28 @@
-using System.ComponentModel;
 using System.Text.Json;
-using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace Conveyor.Cli.Commands;
 
-internal sealed class SchedulesSettings : ConnectionSettings
-{
-    [CommandOption("--config <FILE>")]
-    [Description("JSON configuration with a Conveyor:Schedules section. Default: appsettings.json in the current folder, if any")]
-    public string? Config { get; init; }
-
-    [CommandOption("--json")]
-    [Description("Print JSON")]
-    public bool Json { get; init; }
-}
-
 /// <summary><c>conveyor schedules</c>: the configured schedules, their next ticks, and the last tick claimed on the store.</summary>
-internal sealed class SchedulesCommand : AsyncCommand<SchedulesSettings>
+internal sealed class SchedulesCommand : AsyncCommand<JsonConnectionSettings>
 {
-    public override async Task<int> ExecuteAsync(CommandContext context, SchedulesSettings settings, CancellationToken cancellationToken)
+    public const string Section = "Conveyor:Schedules";
+
+    public override async Task<int> ExecuteAsync(CommandContext context, JsonConnectionSettings settings, CancellationToken cancellationToken)
     {
-        var configuration = ScheduleConfiguration.Build(settings.Config);
-        var schedules = ScheduleConfiguration.Read(configuration);
-        await using var locks = await Connections.OpenLockAsync(settings.BackendUrl, NullLoggerFactory.Instance, cancellationToken).ConfigureAwait(false);
+        var builder = CliHost.CreateBuilder(settings, LogLevel.Warning);
+        var schedules = Read(builder.Configuration);
+        await using var session = await CliHost.StartAsync(builder, cancellationToken).ConfigureAwait(false);
+        var locks = session.Services.GetRequiredService<IDistributedLock>();
         var now = TimeProvider.System.GetUtcNow();
         var rows = new List<Dictionary<string, object?>>();
-        foreach (var (name, entry) in schedules.OrderBy(s => s.Key, StringComparer.Ordinal))
+        foreach (var (name, schedule) in schedules.OrderBy(s => s.Key, StringComparer.Ordinal))
         {
-            var schedule = entry.Schedule;
-            var last = await locks.Lock.ReadFenceAsync(ConveyorScheduler.FenceName(name), cancellationToken).ConfigureAwait(false);
+            var last = await locks.ReadFenceAsync(ConveyorScheduler.FenceName(name), cancellationToken).ConfigureAwait(false);
             rows.Add(new Dictionary<string, object?>
             {
                 ["name"] = name,
@@ -52,7 +44,7 @@ internal sealed class SchedulesCommand : AsyncCommand<SchedulesSettings>
 
         if (rows.Count == 0)
         {
-            Console.WriteLine($"no schedules in {ScheduleConfiguration.Section} (appsettings.json, --config FILE or the environment)");
+            Console.WriteLine($"no schedules in {Section} (appsettings.json, --config FILE or the environment)");
             return ExitCodes.Success;
         }
 
@@ -71,6 +63,29 @@ internal sealed class SchedulesCommand : AsyncCommand<SchedulesSettings>
 
         AnsiConsole.Write(table);
         return ExitCodes.Success;
+    }
+
+    /// <summary>Every configured schedule by name; a disabled one is listed with a null schedule.</summary>
+    private static Dictionary<string, PeriodicSchedule?> Read(ConfigurationManager configuration)
+    {
+        var schedules = new Dictionary<string, PeriodicSchedule?>(StringComparer.Ordinal);
+        foreach (var child in configuration.GetSection(Section).GetChildren())
+        {
+            try
+            {
+                schedules[child.Key] = PeriodicSchedule.FromOptions(child.Key, child.Get<ScheduleOptions>() ?? new ScheduleOptions(), child.Path);
+            }
+            catch (ArgumentException ex)
+            {
+                throw new CliException(ex.Message);
+            }
+            catch (InvalidOperationException ex)
+            {
+                throw new CliException((ex.InnerException is { } inner ? $"{ex.Message.TrimEnd('.')}: {inner.Message}" : ex.Message).ReplaceLineEndings(" "));
+            }
+        }
+
+        return schedules;
     }
 
     private static string Format(DateTimeOffset tick) => tick.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);

@@ -1,21 +1,17 @@
 using System.Globalization;
 using System.ComponentModel;
 using System.Text.Json;
-using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace Conveyor.Cli.Commands;
 
-internal sealed class StatusSettings : ConnectionSettings
+internal sealed class StatusSettings : JsonConnectionSettings
 {
     [CommandArgument(0, "<TASK_ID>")]
     [Description("The task id (task_...)")]
     public string TaskId { get; init; } = string.Empty;
-
-    [CommandOption("--json")]
-    [Description("Print JSON")]
-    public bool Json { get; init; }
 }
 
 /// <summary><c>conveyor status</c>: a task's state, results or error.</summary>
@@ -23,9 +19,9 @@ internal sealed class StatusCommand : AsyncCommand<StatusSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, StatusSettings settings, CancellationToken cancellationToken)
     {
-        await using var providers = await Connections.OpenAsync(settings.BrokerUrl, settings.BackendUrl, NullLoggerFactory.Instance, cancellationToken).ConfigureAwait(false);
-        var state = await providers.Backend.GetStateAsync(settings.TaskId, cancellationToken).ConfigureAwait(false)
-            ?? throw new CliException($"no state for task {settings.TaskId} in {providers.BackendUrl} (unknown id, or its result expired)");
+        await using var session = await CliHost.StartAsync(CliHost.CreateBuilder(settings, LogLevel.Warning), cancellationToken).ConfigureAwait(false);
+        var state = await session.Backend.GetStateAsync(settings.TaskId, cancellationToken).ConfigureAwait(false)
+            ?? throw new CliException($"no state for task {settings.TaskId} in {session.BackendUrl} (unknown id, or its result expired)");
         Print(state, settings.Json);
         return state.State == TaskState.Failure ? ExitCodes.TaskFailed : ExitCodes.Success;
     }
@@ -64,8 +60,10 @@ internal sealed class StatusCommand : AsyncCommand<StatusSettings>
         ["task_id"] = state.TaskId,
         ["task_name"] = state.TaskName,
         ["state"] = state.State.ToWireName(),
-        ["results"] = state.Results?.Select(r => new Dictionary<string, object?> { ["type"] = r.Type, ["value"] = CliJson.Value(r.Value) }).ToList(),
+        ["results"] = state.Results?.Select(ToJson).ToList(),
         ["error"] = state.Error.Length > 0 ? state.Error : null,
         ["created_at"] = state.CreatedAt,
     };
+
+    public static Dictionary<string, object?> ToJson(TaskResult result) => new() { ["type"] = result.Type, ["value"] = CliJson.Value(result.Value) };
 }

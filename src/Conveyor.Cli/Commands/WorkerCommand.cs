@@ -1,6 +1,9 @@
-using System.Globalization;
 using System.ComponentModel;
+using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -9,33 +12,51 @@ namespace Conveyor.Cli.Commands;
 internal sealed class WorkerSettings : ConnectionSettings
 {
     [CommandOption("-c|--concurrency <N>")]
-    [Description("Tasks run at once. Default: 8")]
-    public int Concurrency { get; init; } = 8;
+    [Description("Tasks run at once; sets Conveyor:Worker:Concurrency. Default: Conveyor:Worker:Concurrency, else 8")]
+    public int? Concurrency { get; init; }
 
     [CommandOption("--name <TAG>")]
-    [Description("Worker name (consumer tag). Default: worker@host:pid")]
+    [Description("Worker name (consumer tag); sets Conveyor:Worker:Name. Default: worker@host:pid")]
     public string? Name { get; init; }
 
     [CommandOption("--grace <SECONDS>")]
-    [Description("On Ctrl+C or SIGTERM, how long running tasks may finish. Default: 30")]
-    public double GraceSeconds { get; init; } = 30;
+    [Description("On Ctrl+C or SIGTERM, how long running tasks may finish; sets Conveyor:Worker:ShutdownGracePeriod. Default: 30")]
+    public double? GraceSeconds { get; init; }
 
     [CommandOption("--beat")]
-    [Description("Also run a periodic scheduler in this process, with the schedules from the configuration")]
+    [Description("Also run a periodic scheduler in this process, with the schedules of Conveyor:Schedules. Default: off")]
     public bool Beat { get; init; }
 
-    [CommandOption("--config <FILE>")]
-    [Description("With --beat: JSON configuration with a Conveyor:Schedules section. Default: appsettings.json in the current folder, if any")]
-    public string? Config { get; init; }
-
     [CommandOption("--quiet")]
-    [Description("Log warnings and errors only")]
+    [Description("Log warnings and errors only. Default: off")]
     public bool Quiet { get; init; }
 
     public override ValidationResult Validate() =>
         Concurrency < 1 ? ValidationResult.Error("--concurrency must be at least 1")
         : GraceSeconds < 0 ? ValidationResult.Error("--grace must not be negative")
         : ValidationResult.Success();
+
+    /// <summary>The flags as the settings they stand for.</summary>
+    public Dictionary<string, string?> WorkerFlags()
+    {
+        var flags = new Dictionary<string, string?>();
+        if (Concurrency is { } concurrency)
+        {
+            flags["Conveyor:Worker:Concurrency"] = concurrency.ToString(CultureInfo.InvariantCulture);
+        }
+
+        if (Name is { Length: > 0 } name)
+        {
+            flags["Conveyor:Worker:Name"] = name;
+        }
+
+        if (GraceSeconds is { } grace)
+        {
+            flags["Conveyor:Worker:ShutdownGracePeriod"] = TimeSpan.FromSeconds(grace).ToString("c", CultureInfo.InvariantCulture);
+        }
+
+        return flags;
+    }
 }
 
 /// <summary><c>conveyor worker</c>: runs the built-in tasks until Ctrl+C or SIGTERM, then shuts down gracefully.</summary>
@@ -43,59 +64,46 @@ internal sealed class WorkerCommand : AsyncCommand<WorkerSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, WorkerSettings settings, CancellationToken cancellationToken)
     {
-        using var loggerFactory = CliLogging.Create(settings.Quiet ? LogLevel.Warning : LogLevel.Information);
-
-        // Read (and check) the schedules before connecting, so that a bad cron spec is the first thing reported.
-        var configuration = settings.Beat ? ScheduleConfiguration.Build(settings.Config) : null;
-        var schedules = configuration is null ? null : ScheduleConfiguration.Read(configuration);
-        await using var providers = await Connections.OpenAsync(settings.BrokerUrl, settings.BackendUrl, loggerFactory, cancellationToken).ConfigureAwait(false);
-        var client = new ConveyorClient(providers.Broker, providers.Backend, new ConveyorClientOptions { DefaultQueue = settings.QueueName }, loggerFactory: loggerFactory);
-        var registry = BuiltInTasks.Register(new TaskRegistry(), providers.Backend);
-        var options = new WorkerOptions
+        var builder = CliHost.CreateBuilder(settings, settings.Quiet ? LogLevel.Warning : LogLevel.Information, settings.WorkerFlags());
+        builder.AddBuiltInTasks();
+        builder.Services.AddConveyorWorker();
+        if (settings.Beat)
         {
-            Queue = settings.QueueName,
-            Concurrency = settings.Concurrency,
-            ShutdownGracePeriod = TimeSpan.FromSeconds(settings.GraceSeconds),
-        };
-        if (settings.Name is { Length: > 0 } name)
-        {
-            options.Name = name;
+            builder.Services.AddConveyorScheduler();
         }
 
-        using var worker = new ConveyorWorker(client, registry, options, loggerFactory);
-        await using var locks = settings.Beat ? await Connections.OpenLockAsync(settings.BackendUrl, loggerFactory, cancellationToken).ConfigureAwait(false) : null;
-        await using var beat = locks is null ? null : EmbeddedScheduler.Create(client, locks.Lock, configuration!, schedules!, commandLine: null, loggerFactory);
+        // The host waits for its services to stop for ShutdownTimeout: leave the worker its grace period and more.
+        builder.Services.AddOptions<HostOptions>().Configure<IOptionsMonitor<WorkerOptions>>((host, worker) =>
+            host.ShutdownTimeout = worker.Get(Options.DefaultName).ShutdownGracePeriod + TimeSpan.FromSeconds(15));
+
+        await using var session = await CliHost.StartAsync(builder, cancellationToken).ConfigureAwait(false);
+        var options = session.Services.GetRequiredService<IOptionsMonitor<WorkerOptions>>().Get(Options.DefaultName);
         if (!settings.Quiet)
         {
-            AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"[green]conveyor worker[/] {options.Name}: queue [bold]{settings.QueueName}[/], concurrency {settings.Concurrency}, broker {providers.BrokerUrl}, backend {providers.BackendUrl}; tasks: {string.Join(", ", registry.Names.Order(StringComparer.Ordinal))}");
-        }
-
-        await worker.StartAsync(CancellationToken.None).ConfigureAwait(false);
-        if (beat is not null)
-        {
-            if (!settings.Quiet)
+            var tasks = string.Join(", ", session.Services.GetRequiredService<TaskRegistry>().Names.Order(StringComparer.Ordinal));
+            AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"[green]conveyor worker[/] {options.Name}: queue [bold]{session.Queue}[/], concurrency {options.Concurrency}, broker {session.BrokerUrl}, backend {session.BackendUrl}; tasks: {tasks}");
+            if (settings.Beat)
             {
-                AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"[green]conveyor beat[/] in this worker: {beat.Scheduler.Schedules.Count} schedule(s) ({string.Join(", ", beat.Scheduler.Schedules.Select(s => s.Name))}); ticks claimed on {providers.BackendUrl}");
+                var scheduler = session.Services.GetRequiredService<ConveyorScheduler>();
+                AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"[green]conveyor beat[/] in this worker: {scheduler.Schedules.Count} schedule(s) ({string.Join(", ", scheduler.Schedules.Select(s => s.Name))}); ticks claimed on {session.BackendUrl}");
             }
-
-            await beat.Scheduler.StartAsync(CancellationToken.None).ConfigureAwait(false);
         }
 
+        await WaitForStopAsync(session, cancellationToken).ConfigureAwait(false);
+        return ExitCodes.Success;
+    }
+
+    /// <summary>Runs until Ctrl+C or SIGTERM (the CLI's token) or the host stops; disposing the session then drains.</summary>
+    public static async Task WaitForStopAsync(CliSession session, CancellationToken cancellationToken)
+    {
+        var lifetime = session.Services.GetRequiredService<IHostApplicationLifetime>();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lifetime.ApplicationStopping);
         try
         {
-            await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
         }
-
-        if (beat is not null)
-        {
-            await beat.Scheduler.StopAsync(CancellationToken.None).ConfigureAwait(false);
-        }
-
-        // Stop taking tasks, let running ones finish within the grace period, hand the rest back.
-        await worker.StopAsync(CancellationToken.None).ConfigureAwait(false);
-        return ExitCodes.Success;
     }
 }

@@ -29,4 +29,18 @@ public sealed class ConveyorOptions
 
     /// <summary>The queue tasks go to when their signature names none. The default value is <c>machinery_tasks</c>.</summary>
     public string DefaultQueue { get; set; } = "machinery_tasks";
+
+    /// <summary>
+    /// What a host does when the broker, the result backend or the lock store does not answer at start:
+    /// <see langword="false"/> starts anyway, keeps connecting in the background and lets the health checks report
+    /// unhealthy; <see langword="true"/> fails the start with one line that names the setting. Either way the
+    /// connection is opened asynchronously. The default value is <see langword="false"/>.
+    /// </summary>
+    public bool FailFast { get; set; }
+
+    /// <summary>
+    /// How long the start waits for each engine to answer before it fails (<see cref="FailFast"/>) or goes on.
+    /// The default value is 5 seconds.
+    /// </summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
 }

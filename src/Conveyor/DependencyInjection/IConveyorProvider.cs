@@ -34,10 +34,30 @@ public interface IConveyorProvider
     /// <summary>What the provider can supply.</summary>
     ConveyorComponents Components { get; }
 
+    /// <summary>
+    /// The URL forms the provider takes, for help texts and error messages (<c>redis://[[user]:password@]host[:port][/db]</c>).
+    /// The default value is each scheme followed by <c>://…</c>.
+    /// </summary>
+    IReadOnlyList<string> UrlForms => [.. Schemes.Select(scheme => scheme + "://…")];
+
     /// <summary>Checks a URL without connecting.</summary>
     /// <param name="url">The URL; its scheme is one of <see cref="Schemes"/>.</param>
     /// <returns><see langword="null"/> when the URL is usable; otherwise what is wrong with it, in one line.</returns>
     string? Validate(string url);
+
+    /// <summary>
+    /// Connects to the engine behind a URL and checks that it answers. A host calls it when it starts, before it
+    /// creates anything on the URL, so that creating does no blocking I/O afterwards, and so that it can fail at
+    /// start (<see cref="ConveyorOptions.FailFast"/>) or start anyway and report unhealthy. Whatever it opens stays
+    /// open for the components created afterwards, and keeps reconnecting in the background after a failure.
+    /// The default implementation does nothing (a provider that connects on first use, or has nothing to connect).
+    /// </summary>
+    /// <param name="url">A URL that passed <see cref="Validate"/>.</param>
+    /// <param name="services">The container.</param>
+    /// <param name="cancellationToken">Cancels the attempt.</param>
+    /// <returns>A task that completes when the engine answered.</returns>
+    /// <exception cref="Exception">The engine does not answer; the message is one line without secrets.</exception>
+    ValueTask ConnectAsync(string url, IServiceProvider services, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
 
     /// <summary>Creates a broker. Connecting may be deferred to first use.</summary>
     /// <param name="url">A URL that passed <see cref="Validate"/>.</param>

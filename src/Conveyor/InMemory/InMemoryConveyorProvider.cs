@@ -28,6 +28,8 @@ internal sealed class InMemoryConveyorProvider : IConveyorProvider
 
     public ConveyorComponents Components => ConveyorComponents.Broker | ConveyorComponents.ResultBackend | ConveyorComponents.Lock;
 
+    public IReadOnlyList<string> UrlForms { get; } = ["memory:// (this process only: tests, demos)"];
+
     public string? Validate(string url) => null;
 
     public IBroker CreateBroker(string url, IServiceProvider services) => _broker.Value;
