@@ -116,7 +116,7 @@ internal sealed class BeatCommand : AsyncCommand<BeatSettings>
     public override async Task<int> ExecuteAsync(CommandContext context, BeatSettings settings, CancellationToken cancellationToken)
     {
         var commandLine = settings.ToSchedule();
-        var builder = CliHost.CreateBuilder(settings, settings.Quiet ? LogLevel.Warning : LogLevel.Information);
+        var builder = CliHost.CreateBuilder(settings, settings.Quiet ? LogLevel.Warning : LogLevel.Information, followChanges: true);
         if (commandLine is null && !builder.Configuration.GetSection(SchedulesCommand.Section).GetChildren().Any())
         {
             throw new CliException($"no schedules: give --name NAME --cron SPEC TASK [ARG ...], or define {SchedulesCommand.Section}:<name> in appsettings.json, --config FILE or the environment");

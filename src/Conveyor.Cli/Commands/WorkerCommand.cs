@@ -64,7 +64,7 @@ internal sealed class WorkerCommand : AsyncCommand<WorkerSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, WorkerSettings settings, CancellationToken cancellationToken)
     {
-        var builder = CliHost.CreateBuilder(settings, settings.Quiet ? LogLevel.Warning : LogLevel.Information, settings.WorkerFlags());
+        var builder = CliHost.CreateBuilder(settings, settings.Quiet ? LogLevel.Warning : LogLevel.Information, settings.WorkerFlags(), followChanges: settings.Beat);
         builder.AddBuiltInTasks();
         builder.Services.AddConveyorWorker();
         if (settings.Beat)
