@@ -87,6 +87,40 @@ public sealed class RedisResultBackend : IResultBackend
     }
 
     /// <inheritdoc/>
+    /// <remarks>One script for the whole list: each state as <see cref="SetStateAsync"/> writes it, in order.</remarks>
+    public async ValueTask SetStatesAsync(IReadOnlyList<TaskStateRecord> states, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(states);
+        if (states.Count <= 1)
+        {
+            if (states.Count == 1)
+            {
+                await SetStateAsync(states[0], cancellationToken).ConfigureAwait(false);
+            }
+
+            return;
+        }
+
+        var keys = new RedisKey[states.Count];
+        var values = new RedisValue[states.Count * 6];
+        for (var i = 0; i < states.Count; i++)
+        {
+            var state = states[i];
+            var (head, createdAt, tail) = SplitAtCreatedAt(WireFormat.SerializeState(state));
+            keys[i] = _keys.State(state.TaskId);
+            var a = i * 6;
+            values[a] = head;
+            values[a + 1] = createdAt;
+            values[a + 2] = tail;
+            values[a + 3] = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
+            values[a + 4] = _options.UseKeyspaceNotifications ? string.Empty : _keys.StateChannel(state.TaskId);
+            values[a + 5] = state.State.ToWireName();
+        }
+
+        await Database.ScriptEvaluateAsync(RedisScripts.SetStates, keys, values).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
     public async ValueTask<TaskStateRecord?> GetStateAsync(string taskId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(taskId);

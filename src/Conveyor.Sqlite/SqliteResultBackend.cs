@@ -78,6 +78,25 @@ public sealed class SqliteResultBackend : IResultBackend
     }
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// Every state goes to the writer at once, in list order (it takes them in that order, and commits them together
+    /// with whatever else is waiting), and the call waits for the last commit: one commit instead of one per state.
+    /// </remarks>
+    public async ValueTask SetStatesAsync(IReadOnlyList<TaskStateRecord> states, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(states);
+        ThrowIfDisposed();
+        await _store.EnsureInitializedAsync(cancellationToken).ConfigureAwait(false); // then the writes queue in order
+        var writes = new Task[states.Count];
+        for (var i = 0; i < writes.Length; i++)
+        {
+            writes[i] = SetStateAsync(states[i], cancellationToken).AsTask();
+        }
+
+        await Task.WhenAll(writes).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
     /// <remarks>The record expires <see cref="SqliteConveyorOptions.ResultTtl"/> after this write.</remarks>
     public ValueTask SetStateAsync(TaskStateRecord state, CancellationToken cancellationToken = default)
     {

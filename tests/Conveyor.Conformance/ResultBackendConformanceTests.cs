@@ -36,6 +36,24 @@ public abstract class ResultBackendConformanceTests<TFactory> : IClassFixture<TF
     }
 
     [Fact]
+    public async Task SetStates_OneTasksStatesInOrder_TheLastWins_AndKeepsTheFirstCreatedAt()
+    {
+        await using var backend = await Factory.CreateBackendAsync();
+        var id = TaskIds.NewTaskId();
+        var other = TaskIds.NewTaskId();
+        var created = new DateTimeOffset(2026, 3, 4, 5, 6, 7, TimeSpan.Zero);
+        await backend.SetStateAsync(State(id, TaskState.Pending, created));
+
+        await backend.SetStatesAsync([State(id, TaskState.Received, created.AddSeconds(1)), State(other, TaskState.Received, created), State(id, TaskState.Started, created.AddSeconds(2))]);
+
+        var stored = await backend.GetStateAsync(id);
+        Assert.Equal(TaskState.Started, stored!.State);
+        Assert.Equal(created, stored.CreatedAt);
+        Assert.Equal(TaskState.Received, (await backend.GetStateAsync(other))!.State);
+        await backend.SetStatesAsync([]);
+    }
+
+    [Fact]
     public async Task GetState_Unknown_ReturnsNull()
     {
         await using var backend = await Factory.CreateBackendAsync();

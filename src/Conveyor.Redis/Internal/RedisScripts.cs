@@ -243,6 +243,31 @@ internal static class RedisScripts
         """;
 
     /// <summary>
+    /// <see cref="SetState"/> for several states in one call, in order (a task's RECEIVED and STARTED): the stored
+    /// CreatedAt is read once per key.
+    /// KEYS: the state keys. ARGV: six per key, as for <see cref="SetState"/>.
+    /// </summary>
+    public const string SetStates = """
+        local kept = {}
+        for i = 1, #KEYS do
+          local a = (i - 1) * 6
+          local created = kept[KEYS[i]]
+          if not created then
+            created = ARGV[a + 2]
+            local old = redis.call('GET', KEYS[i])
+            if old then
+              local c = string.match(old, '"CreatedAt"%s*:%s*"([^"]*)"')
+              if c and c ~= '' and string.sub(c, 1, 5) ~= '0001-' then created = c end
+            end
+            kept[KEYS[i]] = created
+          end
+          redis.call('SET', KEYS[i], ARGV[a + 1] .. created .. ARGV[a + 3], 'EX', ARGV[a + 4])
+          if ARGV[a + 5] ~= '' then redis.call('PUBLISH', ARGV[a + 5], ARGV[a + 6]) end
+        end
+        return #KEYS
+        """;
+
+    /// <summary>
     /// The chord counter: records a member once (SADD), counts failures once, stores the member's trace context
     /// (when given) with its first completion. Then, unless every member was recorded here, it moves a cursor over
     /// the members in member order while their stored states are final: members that a Go machinery worker ran

@@ -17,6 +17,22 @@ public interface IResultBackend : IAsyncDisposable
     /// <returns>A task that completes when the state is stored.</returns>
     ValueTask SetStateAsync(TaskStateRecord state, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Stores several states in as few round trips as the backend can, in list order (a task's RECEIVED before its
+    /// STARTED), each as <see cref="SetStateAsync"/> stores it. The default stores them one after another.
+    /// </summary>
+    /// <param name="states">The states.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when every state is stored.</returns>
+    async ValueTask SetStatesAsync(IReadOnlyList<TaskStateRecord> states, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(states);
+        foreach (var state in states)
+        {
+            await SetStateAsync(state, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Reads a task's state.</summary>
     /// <param name="taskId">The task id.</param>
     /// <param name="cancellationToken">Cancels the call.</param>

@@ -276,7 +276,10 @@ public sealed class ConveyorWorker : BackgroundService
             State = TaskState.Received,
             CreatedAt = _time.GetUtcNow(),
         };
-        await backend.SetStateAsync(baseState).ConfigureAwait(false);
+        if (_options.BeforeTask is not null)
+        {
+            await backend.SetStateAsync(baseState).ConfigureAwait(false);
+        }
 
         using var timeoutSource = _options.TaskTimeout is { } timeout ? new CancellationTokenSource(timeout, _time) : null;
         using var linkedSource = timeoutSource is null ? null : CancellationTokenSource.CreateLinkedTokenSource(timeoutSource.Token, _hardStop.Token);
@@ -291,7 +294,15 @@ public sealed class ConveyorWorker : BackgroundService
             await RunHookAsync("before-task", signature, () => beforeTask(context)).ConfigureAwait(false);
         }
 
-        await backend.SetStateAsync(baseState.With(TaskState.Started)).ConfigureAwait(false);
+        if (_options.BeforeTask is null)
+        {
+            // RECEIVED then STARTED in one backend call (one script, one commit): machinery's sequence, one round trip.
+            await backend.SetStatesAsync([baseState, baseState.With(TaskState.Started)]).ConfigureAwait(false);
+        }
+        else
+        {
+            await backend.SetStateAsync(baseState.With(TaskState.Started)).ConfigureAwait(false);
+        }
         var started = _time.GetTimestamp();
         IReadOnlyList<TaskResult>? results = null;
         Exception? error = null;
