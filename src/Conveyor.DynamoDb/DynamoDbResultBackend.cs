@@ -706,7 +706,7 @@ public sealed class DynamoDbResultBackend : IResultBackend
         }
         catch (AmazonDynamoDBException ex)
         {
-            Log.TimeToLiveFailed(_logger, ex, table);
+            Log.TimeToLiveFailed(_logger, table, ex.ErrorCode, ex.Message);
         }
     }
 }

@@ -8,8 +8,9 @@ internal static partial class Log
     [LoggerMessage(6100, LogLevel.Information, "Created DynamoDB table {Table} (key {Key})")]
     public static partial void TableCreated(ILogger logger, string table, string key);
 
-    [LoggerMessage(6101, LogLevel.Warning, "Could not turn on DynamoDB time to live on {Table}.TTL; results will not expire by themselves")]
-    public static partial void TimeToLiveFailed(ILogger logger, Exception exception, string table);
+    // One line with the service's error code: an emulator without the API (dynalite) is expected, not a crash.
+    [LoggerMessage(6101, LogLevel.Warning, "Could not turn on DynamoDB time to live on {Table}.TTL ({ErrorCode}: {Reason}); results will not expire by themselves")]
+    public static partial void TimeToLiveFailed(ILogger logger, string table, string? errorCode, string reason);
 
     [LoggerMessage(6102, LogLevel.Debug, "DynamoDB BatchGetItem left {Count} key(s) unprocessed; retrying in {Delay}")]
     public static partial void UnprocessedKeys(ILogger logger, int count, TimeSpan delay);
