@@ -149,24 +149,7 @@ public sealed class RabbitMqMixedFleetTests(RabbitMqFleetFixture fixture) : ICla
         var conveyorMembers = ids.Where((_, i) => i % 2 == 0).ToList();
         var machineryMembers = ids.Where((_, i) => i % 2 == 1).ToList();
 
-        switch (split)
-        {
-            case RedisMixedFleetTests.Split.LastOnConveyor:
-                fleet.StartMachinery();
-                await fleet.SettleAsync(machineryMembers);
-                await fleet.StartConveyorAsync();
-                break;
-            case RedisMixedFleetTests.Split.LastOnMachinery:
-                await fleet.StartConveyorAsync();
-                await fleet.SettleAsync(conveyorMembers);
-                fleet.StartMachinery();
-                break;
-            default:
-                await fleet.StartConveyorAsync();
-                fleet.StartMachinery();
-                break;
-        }
-
+        await RedisMixedFleetTests.RunSidesAsync(fleet, split, conveyorMembers, machineryMembers);
         await fleet.SettleAsync(ids);
 
         var published = Assert.Single(await fleet.PublishedToAsync(fleet.CallbackQueue));

@@ -80,7 +80,8 @@ public sealed class RedisMixedFleetTests(RedisFleetFixture fixture) : IClassFixt
         _ => member % 2 == 0 ? Side.Conveyor : Side.Machinery,
     };
 
-    private static async Task RunSidesAsync(Fleet fleet, Split split, IReadOnlyList<string> conveyorMembers, IReadOnlyList<string> machineryMembers)
+    /// <summary>Starts the two sides in the order the split asks for; the members of the first side finish first.</summary>
+    internal static async Task RunSidesAsync(Fleet fleet, Split split, IReadOnlyList<string> conveyorMembers, IReadOnlyList<string> machineryMembers)
     {
         switch (split)
         {
