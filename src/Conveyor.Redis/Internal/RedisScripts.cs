@@ -301,7 +301,11 @@ internal static class RedisScripts
         local peerFailed = tonumber(p[5] or '0')
         if count < 0 then
           local meta = redis.call('GET', KEYS[4])
-          if meta then
+          if not meta then
+            -- A counter without a meta (a meta is stored before any member is published): no cursor, and no more GETs.
+            redis.call('HSET', KEYS[2], 'count', 0)
+            redis.call('PEXPIRE', KEYS[2], ARGV[3])
+          else
             local ok, decoded = pcall(cjson.decode, meta)
             if ok and type(decoded) == 'table' and type(decoded['TaskUUIDs']) == 'table' then
               local ids = decoded['TaskUUIDs']
