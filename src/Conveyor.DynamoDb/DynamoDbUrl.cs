@@ -1,4 +1,4 @@
-using System.Globalization;
+using Conveyor.Aws;
 
 namespace Conveyor.DynamoDb;
 
@@ -40,26 +40,12 @@ public static class DynamoDbUrl
     {
         ArgumentException.ThrowIfNullOrEmpty(url);
         ArgumentNullException.ThrowIfNull(options);
-        var separator = url.IndexOf("://", StringComparison.Ordinal);
-        if (separator <= 0 || !url[..separator].Equals(Scheme, StringComparison.OrdinalIgnoreCase))
-        {
-            throw new FormatException($"not a DynamoDB URL: {Usage}.");
-        }
-
-        var rest = url[(separator + 3)..];
-        var queryStart = rest.IndexOf('?', StringComparison.Ordinal);
-        var query = queryStart < 0 ? string.Empty : rest[(queryStart + 1)..];
-        if (queryStart >= 0)
-        {
-            rest = rest[..queryStart];
-        }
-
-        if (rest.Contains('@', StringComparison.Ordinal))
-        {
-            throw new FormatException("a dynamodb:// URL carries no credentials: they come from the AWS SDK's chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a role).");
-        }
-
-        var region = rest.TrimEnd('/');
+        var (path, settings) = AwsUrlParts.Split(
+            url,
+            Scheme,
+            $"not a DynamoDB URL: {Usage}.",
+            "a dynamodb:// URL carries no credentials: they come from the AWS SDK's chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a role).");
+        var region = path.TrimEnd('/');
         if (region.Contains('/', StringComparison.Ordinal))
         {
             throw new FormatException($"dynamodb:// URL: after the region comes no path ('{region}'); {Usage}.");
@@ -67,28 +53,15 @@ public static class DynamoDbUrl
 
         if (region.Length > 0)
         {
-            if (!(region.Length is >= 4 and <= 32 && region.All(c => char.IsAsciiLetterOrDigit(c) || c == '-') && region.Contains('-', StringComparison.Ordinal)))
-            {
-                throw new FormatException($"dynamodb:// URL: '{region}' is not an AWS region (such as us-east-1); {Usage}.");
-            }
-
-            options.Region = region.ToLowerInvariant();
+            options.Region = AwsUrlParts.Region(Scheme, region, Usage);
         }
 
-        foreach (var pair in query.Split('&', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var (name, value) in settings)
         {
-            var equals = pair.IndexOf('=', StringComparison.Ordinal);
-            var name = Uri.UnescapeDataString(equals < 0 ? pair : pair[..equals]).ToLowerInvariant();
-            var value = equals < 0 ? string.Empty : Uri.UnescapeDataString(pair[(equals + 1)..]);
             switch (name)
             {
                 case "endpoint":
-                    if (!Uri.TryCreate(value, UriKind.Absolute, out var endpoint) || endpoint.Scheme is not ("http" or "https") || endpoint.UserInfo.Length > 0)
-                    {
-                        throw new FormatException("dynamodb:// URL: endpoint must be an http:// or https:// URL without credentials, such as http://127.0.0.1:8000.");
-                    }
-
-                    options.ServiceUrl = endpoint;
+                    options.ServiceUrl = AwsUrlParts.Endpoint(Scheme, value, "http://127.0.0.1:8000");
                     break;
                 case "states_table":
                     options.StatesTable = DynamoDbBackendOptions.IsTableName(value) ? value
@@ -99,30 +72,16 @@ public static class DynamoDbUrl
                         : throw new FormatException("dynamodb:// URL: groups_table must be a DynamoDB table name (3 to 255 letters, digits, '_', '-' or '.').");
                     break;
                 case "result_ttl":
-                    options.ResultTtl = double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds >= 1 && seconds <= 315_360_000
-                        ? TimeSpan.FromSeconds(seconds)
-                        : throw new FormatException("dynamodb:// URL: result_ttl must be a number of seconds from 1 to 315360000.");
+                    options.ResultTtl = AwsUrlParts.Seconds(Scheme, name, value, 1, 315_360_000);
                     break;
                 case "create_tables":
-                    options.CreateTables = value.ToLowerInvariant() switch
-                    {
-                        "true" or "1" => true,
-                        "false" or "0" => false,
-                        _ => throw new FormatException("dynamodb:// URL: create_tables must be true or false."),
-                    };
+                    options.CreateTables = AwsUrlParts.Flag(Scheme, name, value);
                     break;
                 default:
                     throw new FormatException($"dynamodb:// URL: unknown setting '{name}'; the settings are endpoint, states_table, groups_table, result_ttl, create_tables.");
             }
         }
 
-        try
-        {
-            options.Validate();
-        }
-        catch (ArgumentException ex)
-        {
-            throw new FormatException("dynamodb:// URL: " + ex.Message, ex);
-        }
+        AwsUrlParts.Validate(Scheme, options.Validate);
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Conveyor.Aws;
 
 namespace Conveyor.Sqs;
 
@@ -42,35 +43,16 @@ public static class SqsUrl
     {
         ArgumentException.ThrowIfNullOrEmpty(url);
         ArgumentNullException.ThrowIfNull(options);
-        var separator = url.IndexOf("://", StringComparison.Ordinal);
-        if (separator <= 0 || !url[..separator].Equals(Scheme, StringComparison.OrdinalIgnoreCase))
-        {
-            throw new FormatException($"not an SQS URL: {Usage}.");
-        }
-
-        var rest = url[(separator + 3)..];
-        var queryStart = rest.IndexOf('?', StringComparison.Ordinal);
-        var query = queryStart < 0 ? string.Empty : rest[(queryStart + 1)..];
-        if (queryStart >= 0)
-        {
-            rest = rest[..queryStart];
-        }
-
-        if (rest.Contains('@', StringComparison.Ordinal))
-        {
-            throw new FormatException("an sqs:// URL carries no credentials: they come from the AWS SDK's chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a role).");
-        }
-
+        var (rest, settings) = AwsUrlParts.Split(
+            url,
+            Scheme,
+            $"not an SQS URL: {Usage}.",
+            "an sqs:// URL carries no credentials: they come from the AWS SDK's chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or a role).");
         var parts = rest.Split('/');
         var region = parts[0];
         if (region.Length > 0)
         {
-            if (!IsRegion(region))
-            {
-                throw new FormatException($"sqs:// URL: '{region}' is not an AWS region (such as us-east-1); {Usage}.");
-            }
-
-            options.Region = region.ToLowerInvariant();
+            options.Region = AwsUrlParts.Region(Scheme, region, Usage);
         }
 
         var path = parts.Skip(1).Where(p => p.Length > 0).ToArray();
@@ -89,37 +71,24 @@ public static class SqsUrl
             options.AccountId = path[0];
         }
 
-        foreach (var pair in query.Split('&', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var (name, value) in settings)
         {
-            var equals = pair.IndexOf('=', StringComparison.Ordinal);
-            var name = Uri.UnescapeDataString(equals < 0 ? pair : pair[..equals]).ToLowerInvariant();
-            var value = equals < 0 ? string.Empty : Uri.UnescapeDataString(pair[(equals + 1)..]);
             switch (name)
             {
                 case "endpoint":
-                    if (!Uri.TryCreate(value, UriKind.Absolute, out var endpoint) || endpoint.Scheme is not ("http" or "https") || endpoint.UserInfo.Length > 0)
-                    {
-                        throw new FormatException("sqs:// URL: endpoint must be an http:// or https:// URL without credentials, such as http://127.0.0.1:4566.");
-                    }
-
-                    options.ServiceUrl = endpoint;
+                    options.ServiceUrl = AwsUrlParts.Endpoint(Scheme, value, "http://127.0.0.1:4566");
                     break;
                 case "visibility_timeout":
-                    options.VisibilityTimeout = Seconds(name, value, 1, 43_200);
+                    options.VisibilityTimeout = AwsUrlParts.Seconds(Scheme, name, value, 1, 43_200);
                     break;
                 case "heartbeat_interval":
-                    options.HeartbeatInterval = Seconds(name, value, 0.1, 43_200);
+                    options.HeartbeatInterval = AwsUrlParts.Seconds(Scheme, name, value, 0.1, 43_200);
                     break;
                 case "wait_time":
-                    options.WaitTime = Seconds(name, value, 0, 20);
+                    options.WaitTime = AwsUrlParts.Seconds(Scheme, name, value, 0, 20);
                     break;
                 case "create_queues":
-                    options.CreateQueues = value.ToLowerInvariant() switch
-                    {
-                        "true" or "1" => true,
-                        "false" or "0" => false,
-                        _ => throw new FormatException("sqs:// URL: create_queues must be true or false."),
-                    };
+                    options.CreateQueues = AwsUrlParts.Flag(Scheme, name, value);
                     break;
                 case "max_receive_count":
                     options.MaxReceiveCount = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var count) && count is >= 1 and <= 1000
@@ -131,21 +100,6 @@ public static class SqsUrl
             }
         }
 
-        try
-        {
-            options.Validate();
-        }
-        catch (ArgumentException ex)
-        {
-            throw new FormatException("sqs:// URL: " + ex.Message, ex);
-        }
+        AwsUrlParts.Validate(Scheme, options.Validate);
     }
-
-    private static TimeSpan Seconds(string name, string value, double min, double max) =>
-        double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds >= min && seconds <= max
-            ? TimeSpan.FromSeconds(seconds)
-            : throw new FormatException($"sqs:// URL: {name} must be a number of seconds from {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}.");
-
-    internal static bool IsRegion(string region) =>
-        region.Length is >= 4 and <= 32 && region.All(c => char.IsAsciiLetterOrDigit(c) || c == '-') && region.Contains('-', StringComparison.Ordinal);
 }
