@@ -112,7 +112,7 @@ internal sealed class RedisServerStats : IAsyncDisposable
         {
             var calls = after[i].Calls
                 .Select(c => (Command: c.Key, Calls: c.Value - before[i].Calls.GetValueOrDefault(c.Key)))
-                .Where(c => c.Calls > 0)
+                .Where(c => c.Calls * 1000 >= tasks)
                 .OrderByDescending(c => c.Calls)
                 .ThenBy(c => c.Command, StringComparer.Ordinal)
                 .ToList();
@@ -157,5 +157,5 @@ internal sealed record RedisSnapshot(string Server, IReadOnlyDictionary<string, 
 /// <param name="Server">host:port (no password).</param>
 /// <param name="CallsPerTask">Commands, those run inside scripts included.</param>
 /// <param name="CpuUsPerTask">Redis CPU time (system + user), µs.</param>
-/// <param name="Calls">Commands per task by name, most first.</param>
+/// <param name="Calls">Commands per task by name, most first (those under one per thousand tasks left out).</param>
 internal sealed record RedisRunStats(string Server, double CallsPerTask, double CpuUsPerTask, IReadOnlyDictionary<string, double> Calls);
