@@ -157,20 +157,29 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
     {
         var finished = run.Report.Tasks - run.Report.Lost;
         var patience = Stopwatch.StartNew();
-        BenchExecutionSummary summary;
-        while (true)
+        try
         {
-            summary = BenchExecutionSummary.Combine(await BenchReports.ReadAsync(backend, run.RunId, cancellationToken).ConfigureAwait(false));
-            if (summary.DistinctTasks >= finished || patience.Elapsed > BenchReporter.Interval * 3)
+            BenchExecutionSummary summary;
+            while (true)
             {
-                break;
+                summary = BenchExecutionSummary.Combine(await BenchReports.ReadAsync(backend, run.RunId, cancellationToken).ConfigureAwait(false));
+                if (summary.DistinctTasks >= finished || patience.Elapsed > BenchReporter.Interval * 3)
+                {
+                    break;
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken).ConfigureAwait(false);
             }
 
-            await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken).ConfigureAwait(false);
+            await BenchReports.DeleteAsync(backend, run.RunId, cancellationToken).ConfigureAwait(false);
+            return summary;
         }
-
-        await BenchReports.DeleteAsync(backend, run.RunId, cancellationToken).ConfigureAwait(false);
-        return summary;
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The run's figures stand without the counts: say why they are missing.
+            await Console.Error.WriteLineAsync($"conveyor bench: reading the workers' counts failed ({ex.GetType().Name}: {ex.Message}); duplicates not counted").ConfigureAwait(false);
+            return BenchExecutionSummary.Combine([]);
+        }
     }
 
     private static Process StartWorker(BenchSettings settings, CliSession session, int index)
