@@ -3,11 +3,12 @@
 # bench/Conveyor.RawProbe with the same N and W (a producer process and W worker processes each), interleaved,
 # RUNS times each, then the medians and the ratio raw / Conveyor. See bench/README.md.
 #
-# Usage: bench/side-by-side.sh [-n 50000] [--workers 2] [--runs 3] [--redis HOST:PORT] [--amqp URL] [--all-states]
+# Usage: bench/side-by-side.sh [-n 50000] [--workers 2] [--runs 3] [--redis HOST:PORT] [--amqp URL] [--all-states] [--scripts]
 #   --redis HOST:PORT  a Redis to use; without it a private redis-server (no persistence) is started on a free
 #                      loopback port and stopped at the end
 #   --amqp URL         also compare RabbitMQ broker + Redis backend (amqp://guest:guest@127.0.0.1:5672/)
 #   --all-states       the probe writes RECEIVED and STARTED too, as Conveyor does (default: PENDING and SUCCESS)
+#   --scripts          the probe sends each batch's Redis commands as one script call
 #   --no-build         use the Release builds already there
 # Needs: the .NET SDK, jq, and redis-server unless --redis is given.
 set -euo pipefail
@@ -21,9 +22,9 @@ while [[ $# -gt 0 ]]; do
         --runs) RUNS="$2"; shift 2 ;;
         --redis) REDIS="$2"; shift 2 ;;
         --amqp) AMQP="$2"; shift 2 ;;
-        --all-states) PROBE_FLAGS+=(--all-states); shift ;;
+        --all-states|--scripts) PROBE_FLAGS+=("$1"); shift ;;
         --no-build) BUILD=0; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "side-by-side.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done

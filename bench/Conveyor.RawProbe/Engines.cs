@@ -8,7 +8,7 @@ namespace Conveyor.RawProbe;
 /// <summary>The probe's settings, the same in the parent and in the workers it starts.</summary>
 internal sealed record ProbeOptions(
     string Redis, string? Amqp, int Tasks, int Workers, int Batch, int Loops, int Prefetch, int Publishers, int PublishBatch,
-    bool AllStates, bool Notify, bool Json)
+    bool AllStates, bool Notify, bool Scripts, bool Json)
 {
     public static readonly TimeSpan StateTtl = TimeSpan.FromHours(1);
 
@@ -23,6 +23,8 @@ internal sealed record ProbeOptions(
 /// backend: publish = PENDING SET + a persistent publish whose confirm is awaited (per publish batch); consume with
 /// a prefetch; settle per batch = the SETs, then one <c>basic.ack</c> with <c>multiple</c>. <c>--all-states</c> also
 /// writes RECEIVED and STARTED before running a batch, as Conveyor and machinery do (one round trip for both).
+/// <c>--scripts</c> sends each batch's commands as one script call instead of one command each (the same commands
+/// run in Redis; the client sends, and waits for, one reply per batch).
 /// </summary>
 internal sealed class ProbeRun(ProbeOptions options, string runId, IDatabase redis)
 {
@@ -36,6 +38,45 @@ internal sealed class ProbeRun(ProbeOptions options, string runId, IDatabase red
         end
         return out
         """;
+
+    // SET KEYS[i] ARGV[i + 1] EX ARGV[1] for every key (a key may come twice: RECEIVED, then STARTED), with a
+    // PUBLISH of the state's name per key when ARGV[#KEYS + 2] is '1'.
+    public const string SetStatesScript = """
+        local n = #KEYS
+        for i = 1, n do
+          redis.call('SET', KEYS[i], ARGV[i + 1], 'EX', ARGV[1])
+          if ARGV[n + 2] == '1' then redis.call('PUBLISH', 'rawprobe:state:' .. KEYS[i], ARGV[n + 2 + i]) end
+        end
+        return n
+        """;
+
+    // Publish: SET KEYS[i + 1] ARGV[i + 1] EX ARGV[1] (the PENDING states), then one RPUSH of every message to KEYS[1].
+    public const string PublishScript = """
+        local n = #KEYS - 1
+        local messages = {}
+        for i = 1, n do
+          redis.call('SET', KEYS[i + 1], ARGV[i + 1], 'EX', ARGV[1])
+          messages[i] = ARGV[n + 1 + i]
+        end
+        redis.call('RPUSH', KEYS[1], unpack(messages))
+        return n
+        """;
+
+    // Settle: SET KEYS[i + 1] ARGV[i + 1] EX ARGV[1] (the final states, PUBLISH when ARGV[2n + 2] is '1'), then
+    // LREM of each message ARGV[n + 1 + i] from the in-flight list KEYS[1].
+    private const string SettleScript = """
+        local n = #KEYS - 1
+        for i = 1, n do
+          redis.call('SET', KEYS[i + 1], ARGV[i + 1], 'EX', ARGV[1])
+          if ARGV[2 * n + 2] == '1' then redis.call('PUBLISH', 'rawprobe:state:' .. KEYS[i + 1], 'SUCCESS') end
+        end
+        for i = 1, n do
+          redis.call('LREM', KEYS[1], 1, ARGV[n + 1 + i])
+        end
+        return n
+        """;
+
+    private static readonly RedisValue TtlSeconds = (long)ProbeOptions.StateTtl.TotalSeconds;
 
     private readonly string _prefix = $"rawprobe:{runId}:";
 
@@ -102,6 +143,27 @@ internal sealed class ProbeRun(ProbeOptions options, string runId, IDatabase red
                 await WriteStartStatesAsync(tasks);
             }
 
+            if (options.Scripts)
+            {
+                var now2 = TimeProvider.System.GetUtcNow();
+                var scriptKeys = new RedisKey[tasks.Length + 1];
+                var scriptArgs = new RedisValue[(2 * tasks.Length) + 2];
+                scriptKeys[0] = inFlight;
+                scriptArgs[0] = TtlSeconds;
+                for (var i = 0; i < tasks.Length; i++)
+                {
+                    var (id, a, b) = tasks[i];
+                    scriptKeys[i + 1] = StateKey(id);
+                    scriptArgs[i + 1] = Messages.State(id, "SUCCESS", a + b, now2);
+                    scriptArgs[tasks.Length + 1 + i] = (byte[])fetched[i]!;
+                }
+
+                scriptArgs[^1] = options.Notify ? "1" : "0";
+                await redis.ScriptEvaluateAsync(SettleScript, scriptKeys, scriptArgs);
+                executed += tasks.Length;
+                continue;
+            }
+
             settles.Clear();
             var now = TimeProvider.System.GetUtcNow();
             for (var i = 0; i < tasks.Length; i++)
@@ -152,18 +214,25 @@ internal sealed class ProbeRun(ProbeOptions options, string runId, IDatabase red
                     await WriteStartStatesAsync(tasks);
                 }
 
-                settles.Clear();
                 var now = TimeProvider.System.GetUtcNow();
-                foreach (var (id, a, b) in tasks)
+                if (options.Scripts)
                 {
-                    settles.Add(redis.StringSetAsync(StateKey(id), Messages.State(id, "SUCCESS", a + b, now), ProbeOptions.StateTtl));
-                    if (options.Notify)
-                    {
-                        settles.Add(redis.PublishAsync(RedisChannel.Literal("rawprobe:state:" + id), "SUCCESS"));
-                    }
+                    await SetStatesAsync([.. tasks.Select(t => (t.Id, Messages.State(t.Id, "SUCCESS", t.A + t.B, now), "SUCCESS"))]);
                 }
+                else
+                {
+                    settles.Clear();
+                    foreach (var (id, a, b) in tasks)
+                    {
+                        settles.Add(redis.StringSetAsync(StateKey(id), Messages.State(id, "SUCCESS", a + b, now), ProbeOptions.StateTtl));
+                        if (options.Notify)
+                        {
+                            settles.Add(redis.PublishAsync(RedisChannel.Literal("rawprobe:state:" + id), "SUCCESS"));
+                        }
+                    }
 
-                await Task.WhenAll(settles);
+                    await Task.WhenAll(settles);
+                }
 
                 // Deliveries on one channel are settled in order: one ack for the whole batch.
                 await channel.BasicAckAsync(batch[^1].Tag, multiple: true, CancellationToken.None);
@@ -177,9 +246,35 @@ internal sealed class ProbeRun(ProbeOptions options, string runId, IDatabase red
         return executed;
     }
 
+    /// <summary>One script call that SETs every state (and PUBLISHes its name with <c>--notify</c>).</summary>
+    public Task SetStatesAsync(IReadOnlyList<(string Id, byte[] State, string Name)> states)
+    {
+        var keys = new RedisKey[states.Count];
+        var values = new RedisValue[(2 * states.Count) + 2];
+        values[0] = TtlSeconds;
+        for (var i = 0; i < states.Count; i++)
+        {
+            keys[i] = StateKey(states[i].Id);
+            values[i + 1] = states[i].State;
+            values[states.Count + 2 + i] = states[i].Name;
+        }
+
+        values[states.Count + 1] = options.Notify ? "1" : "0";
+        return redis.ScriptEvaluateAsync(SetStatesScript, keys, values);
+    }
+
     private Task WriteStartStatesAsync((string Id, long A, long B)[] tasks)
     {
         var now = TimeProvider.System.GetUtcNow();
+        if (options.Scripts)
+        {
+            return SetStatesAsync([.. tasks.SelectMany(t => new[]
+            {
+                (t.Id, Messages.State(t.Id, "RECEIVED", null, now), "RECEIVED"),
+                (t.Id, Messages.State(t.Id, "STARTED", null, now), "STARTED"),
+            })]);
+        }
+
         var writes = new List<Task>(tasks.Length * 4);
         foreach (var (id, _, _) in tasks)
         {
@@ -236,8 +331,30 @@ internal sealed class Publisher(ProbeRun run, IDatabase redis, IConnection? amqp
     public async Task PublishAsync(IReadOnlyList<(string Id, byte[] Message)> batch)
     {
         var now = TimeProvider.System.GetUtcNow();
+        if (run.Options.Scripts && amqp is null)
+        {
+            var keys = new RedisKey[batch.Count + 1];
+            var values = new RedisValue[(2 * batch.Count) + 1];
+            keys[0] = run.Queue;
+            values[0] = (long)ProbeOptions.StateTtl.TotalSeconds;
+            for (var i = 0; i < batch.Count; i++)
+            {
+                keys[i + 1] = run.StateKey(batch[i].Id);
+                values[i + 1] = Messages.State(batch[i].Id, "PENDING", null, now);
+                values[batch.Count + 1 + i] = batch[i].Message;
+            }
+
+            await redis.ScriptEvaluateAsync(ProbeRun.PublishScript, keys, values);
+            return;
+        }
+
+        if (run.Options.Scripts)
+        {
+            await run.SetStatesAsync([.. batch.Select(b => (b.Id, Messages.State(b.Id, "PENDING", null, now), "PENDING"))]);
+        }
+
         var writes = new List<Task>(batch.Count * 2);
-        foreach (var (id, message) in batch)
+        foreach (var (id, message) in batch.Where(_ => !run.Options.Scripts))
         {
             writes.Add(redis.StringSetAsync(run.StateKey(id), Messages.State(id, "PENDING", null, now), ProbeOptions.StateTtl));
             if (amqp is null)

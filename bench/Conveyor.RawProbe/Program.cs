@@ -11,7 +11,7 @@ using StackExchange.Redis;
 // compare line by line (bench/side-by-side.sh). Usage:
 //   Conveyor.RawProbe [--redis HOST:PORT] [--amqp amqp://USER:PASS@HOST:PORT/] [-n 50000] [--workers 2]
 //                     [--batch 64] [--loops 4] [--prefetch 256] [--publishers 8] [--publish-batch 8]
-//                     [--all-states] [--notify] [--json]
+//                     [--all-states] [--notify] [--scripts] [--json]
 var arguments = args.ToList();
 var isWorker = arguments.Remove("worker");
 var options = new ProbeOptions(
@@ -26,6 +26,7 @@ var options = new ProbeOptions(
     IntOption("--publish-batch", 8),
     arguments.Contains("--all-states"),
     arguments.Contains("--notify"),
+    arguments.Contains("--scripts"),
     arguments.Contains("--json"));
 
 var redisConfiguration = ConfigurationOptions.Parse(options.Redis);
@@ -182,11 +183,12 @@ async Task<int> ParentAsync()
         Math.Round((double)(after.Calls - before.Calls) / options.Tasks, 2),
         Math.Round((after.CpuSeconds - before.CpuSeconds) * 1e6 / options.Tasks, 2),
         options.AllStates ? "PENDING, RECEIVED, STARTED, SUCCESS" : "PENDING, SUCCESS",
-        options.Notify);
+        options.Notify,
+        options.Scripts);
     Console.WriteLine(options.Json
         ? JsonSerializer.Serialize(result, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower })
         : string.Create(CultureInfo.InvariantCulture, $"""
-            raw {result.Engine} probe: {result.Tasks:N0} tasks, {options.Workers} worker process(es), states {result.States}{(options.Notify ? " with PUBLISH" : "")}
+            raw {result.Engine} probe: {result.Tasks:N0} tasks, {options.Workers} worker process(es), states {result.States}{(options.Notify ? " with PUBLISH" : "")}{(options.Scripts ? ", one script call per batch" : ", one command each")}
             {result.Seconds:F2} s, {result.TasksPerSecond:N0} tasks/s, lost {result.Lost}, executions {result.Executions:N0}
             CPU: producer {result.ProducerCpuSeconds:F2} s ({result.ProducerCpuSeconds * 1e6 / result.Tasks:F1} µs per task), workers {result.WorkersCpuSeconds:F2} s ({result.WorkersCpuSeconds * 1e6 / result.Tasks:F1} µs per task) during the run, {result.WorkersProcessCpuSeconds:F2} s in all
             Redis: {result.RedisCallsPerTask:F1} calls and {result.RedisCpuUsPerTask:F1} µs CPU per task
@@ -254,4 +256,4 @@ internal sealed record WorkerReport(long Executed, double RunCpuSeconds, double 
 internal sealed record ProbeReport(
     string Engine, int Tasks, double Seconds, double TasksPerSecond, int Lost, long Executions,
     double ProducerCpuSeconds, double WorkersCpuSeconds, double WorkersProcessCpuSeconds,
-    double RedisCallsPerTask, double RedisCpuUsPerTask, string States, bool Notify);
+    double RedisCallsPerTask, double RedisCpuUsPerTask, string States, bool Notify, bool Scripts);
