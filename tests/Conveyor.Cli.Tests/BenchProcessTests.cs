@@ -151,7 +151,8 @@ public sealed class BenchProcessTests : IDisposable
     /// <summary>
     /// Two workers, a benchmark on them that publishes everything at once (so each worker holds its full prefetch
     /// while the queue drains), and a SIGKILL of one worker once the run is under way: once the backend (Redis,
-    /// under <paramref name="keyPrefix"/>) holds the states of a few hundred of the run's tasks.
+    /// under <paramref name="keyPrefix"/>) holds the states of a few hundred of the run's tasks. A lost task fails the
+    /// run after 60 s (the bench's timeout), with the count in its report.
     /// <paramref name="recoveryLog"/>: what the live worker logs as it takes the dead one's messages back, if anything.
     /// </summary>
     private async Task KillOneWorkerMidRunAsync(string broker, string backend, string keyPrefix, string? recoveryLog)
@@ -163,7 +164,7 @@ public sealed class BenchProcessTests : IDisposable
         await first.WaitForOutputAsync("conveyor worker", Generous);
         await second.WaitForOutputAsync("conveyor worker", Generous);
 
-        using var bench = CliProcess.Start(_directory, ["bench", "-n", "5000", "--no-worker", "--json", .. connection]);
+        using var bench = CliProcess.Start(_directory, ["bench", "-n", "5000", "--no-worker", "--json", "--timeout", "60", .. connection]);
         await using (var redis = await RedisTestServer.ConnectAsync())
         {
             var server = redis.GetServers()[0];
