@@ -46,6 +46,7 @@ public sealed class RedisBroker : IBroker
     private readonly Lock _gate = new();
     private readonly HashSet<RedisMessageConsumer> _consumers = [];
     private readonly AsyncSignal _delayedPublished = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueKeys> _queueKeys = new(StringComparer.Ordinal);
     private bool _disposed;
 
     /// <summary>Creates a broker. It does no I/O until used.</summary>
@@ -81,6 +82,43 @@ public sealed class RedisBroker : IBroker
     internal IDatabase Database => _multiplexer.GetDatabase();
 
     internal ISubscriber Subscriber => _multiplexer.GetSubscriber();
+
+    /// <summary>Whether this broker talks to Redis through <paramref name="multiplexer"/> (so a backend on it can act for the broker in its scripts).</summary>
+    internal bool Uses(IConnectionMultiplexer multiplexer) => ReferenceEquals(_multiplexer, multiplexer);
+
+    /// <summary>
+    /// For a message that goes to its queue now (no ETA ahead), the list it is pushed to and its priority level;
+    /// what <see cref="PublishAsync"/> pushes, for a backend that pushes it in its own script.
+    /// </summary>
+    internal bool TryGetImmediateTarget(OutgoingMessage message, out RedisKey target, out string levelText)
+    {
+        if (message.Eta is { } eta && eta > Time.GetUtcNow())
+        {
+            target = default;
+            levelText = string.Empty;
+            return false;
+        }
+
+        var level = Options.Priorities ? message.Priority : (byte)0;
+        var keys = KeysOf(message.Queue);
+        levelText = level == 0 ? "0" : level.ToString(CultureInfo.InvariantCulture);
+        target = level == 0 ? keys.List : Keys.PriorityListPrefix(message.Queue) + levelText;
+        return true;
+    }
+
+    /// <summary>A queue's keys, computed once per queue and process (the hot path concatenates no key strings).</summary>
+    internal QueueKeys KeysOf(string queue)
+    {
+        if (_queueKeys.TryGetValue(queue, out var keys))
+        {
+            return keys;
+        }
+
+        keys = new QueueKeys(queue, Keys.Queue(queue), Keys.PriorityLevels(queue), Keys.QueueScope(queue));
+        return _queueKeys.Count < 10_000 ? _queueKeys.GetOrAdd(queue, keys) : keys;
+    }
+
+    internal sealed record QueueKeys(RedisValue Name, RedisKey List, RedisKey PriorityLevels, RedisValue Scope);
 
     /// <summary>Set when this process publishes a delayed message, so that its movers can look sooner than their interval.</summary>
     internal AsyncSignal DelayedPublished => _delayedPublished;

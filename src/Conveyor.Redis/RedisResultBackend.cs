@@ -16,9 +16,10 @@ namespace Conveyor.Redis;
 /// <remarks>
 /// <para>
 /// A state write is one script that keeps the stored record's <c>CreatedAt</c> (machinery does a GET then a SET)
-/// and publishes the state's name on <c>conveyor:state:{task id}</c>. <see cref="WaitForChangeAsync"/> subscribes to
-/// that channel (one subscription per task id and process, shared by its waiters, dropped a few seconds after the
-/// last one), so a waiter wakes as soon as the state is written; with
+/// and publishes the state's name on <c>conveyor:state:{task id}</c> when somebody waits for it.
+/// <see cref="WaitForChangeAsync"/> registers that channel in <c>conveyor:watched</c> and subscribes to it (one
+/// subscription per task id and process, shared by its waiters, dropped a few seconds after the last one), so a
+/// waiter wakes as soon as the state is written, and a state nobody waits for costs no PUBLISH; with
 /// <see cref="RedisConveyorOptions.UseKeyspaceNotifications"/> it listens to the key's keyspace events instead.
 /// </para>
 /// <para>
@@ -34,6 +35,7 @@ public sealed class RedisResultBackend : IResultBackend
 {
     private const int ChordMutexTries = 32;
     private static readonly TimeSpan SubscriptionLinger = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan WatchRegistrationLifetime = TimeSpan.FromHours(1);
     private static readonly byte[] CreatedAtProperty = "\"CreatedAt\":\""u8.ToArray();
 
     private readonly IConnectionMultiplexer _multiplexer;
@@ -41,7 +43,17 @@ public sealed class RedisResultBackend : IResultBackend
     private readonly RedisKeys _keys;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private const int MaxRememberedCreatedAt = 100_000;
+
     private readonly ConcurrentDictionary<string, Watch> _watches = new(StringComparer.Ordinal);
+    private static readonly RedisValue FlagState = "S";
+    private static readonly RedisValue FlagKnown = "K";
+    private static readonly RedisValue FlagAck = "A";
+    private static readonly RedisValue FlagStateAck = "SA";
+    private static readonly RedisValue FlagKnownAck = "KA";
+
+    private readonly ConcurrentDictionary<string, RedisValue> _createdAt = new(StringComparer.Ordinal);
+    private readonly string _stateChannelPrefix;
     private readonly Lock _gate = new();
     private readonly RedisValue _ttlSeconds;
     private readonly long _ttlMilliseconds;
@@ -65,6 +77,7 @@ public sealed class RedisResultBackend : IResultBackend
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<RedisResultBackend>();
         _ttlSeconds = (long)Math.Ceiling(options.ResultTtl.TotalSeconds);
         _ttlMilliseconds = (long)Math.Ceiling(options.ResultTtl.TotalMilliseconds);
+        _stateChannelPrefix = _keys.StateChannel(string.Empty);
     }
 
     /// <inheritdoc/>
@@ -82,7 +95,7 @@ public sealed class RedisResultBackend : IResultBackend
         var ttl = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
         await Database.ScriptEvaluateAsync(
             RedisScripts.SetState,
-            [_keys.State(state.TaskId)],
+            [_keys.State(state.TaskId), _keys.Watched],
             [head, createdAt, tail, ttl, _options.UseKeyspaceNotifications ? string.Empty : _keys.StateChannel(state.TaskId), state.State.ToWireName()]).ConfigureAwait(false);
     }
 
@@ -101,13 +114,14 @@ public sealed class RedisResultBackend : IResultBackend
             return;
         }
 
-        var keys = new RedisKey[states.Count];
+        var keys = new RedisKey[states.Count + 1];
+        keys[0] = _keys.Watched;
         var values = new RedisValue[states.Count * 6];
         for (var i = 0; i < states.Count; i++)
         {
             var state = states[i];
             var (head, createdAt, tail) = SplitAtCreatedAt(WireFormat.SerializeState(state));
-            keys[i] = _keys.State(state.TaskId);
+            keys[i + 1] = _keys.State(state.TaskId);
             var a = i * 6;
             values[a] = head;
             values[a + 1] = createdAt;
@@ -119,6 +133,219 @@ public sealed class RedisResultBackend : IResultBackend
 
         await Database.ScriptEvaluateAsync(RedisScripts.SetStates, keys, values).ConfigureAwait(false);
     }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// One script for the batch: the states in order and, for deliveries of a <see cref="RedisBroker"/> on the same
+    /// connection, the removal of each message from its consumer's in-flight list right after its state, so a state
+    /// and its acknowledgement are stored together or not at all. The stored CreatedAt that a task's first state
+    /// found is remembered until its final state, which then needs no read.
+    /// </remarks>
+    public async ValueTask SettleAsync(IReadOnlyList<Settlement> batch, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (batch.Count == 0)
+        {
+            return;
+        }
+
+        // Sized exactly: the arrays go to the wire as they are.
+        var keyCount = 1;
+        var valueCount = 2;
+        var acks = new RedisDelivery?[batch.Count];
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var step = batch[i];
+            acks[i] = AcknowledgedHere(step.Ack);
+            if (step.State is not null)
+            {
+                keyCount++;
+                valueCount += 5;
+            }
+
+            if (acks[i] is not null)
+            {
+                keyCount++;
+                valueCount++;
+            }
+
+            if (step.State is not null || acks[i] is not null)
+            {
+                valueCount++;
+            }
+        }
+
+        if (keyCount == 1)
+        {
+            return;
+        }
+
+        var keys = new RedisKey[keyCount];
+        var values = new RedisValue[valueCount];
+        keys[0] = _keys.Watched;
+        values[0] = _options.UseKeyspaceNotifications ? string.Empty : _stateChannelPrefix;
+        values[1] = _keys.Prefix.Length;
+        var k = 1;
+        var v = 2;
+        List<RedisDelivery>? acknowledged = null;
+        RedisKey lastKey = default;
+        string? lastTaskId = null;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var step = batch[i];
+            var ack = acks[i];
+            if (step.State is null && ack is null)
+            {
+                continue;
+            }
+
+            var flagIndex = v++;
+            if (step.State is { } state)
+            {
+                var (head, createdAt, tail) = SplitAtCreatedAt(WireFormat.SerializeState(state));
+                RedisValue known;
+                var isKnown = state.State.IsCompleted()
+                    ? _createdAt.TryRemove(state.TaskId, out known)
+                    : _createdAt.TryGetValue(state.TaskId, out known);
+                if (!ReferenceEquals(state.TaskId, lastTaskId))
+                {
+                    // A task's RECEIVED and STARTED come together: one key string for both.
+                    lastKey = _keys.State(state.TaskId);
+                    lastTaskId = state.TaskId;
+                }
+
+                keys[k++] = lastKey;
+                values[v++] = head;
+                values[v++] = isKnown ? known : (RedisValue)createdAt;
+                values[v++] = tail;
+                values[v++] = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
+                values[v++] = state.State.ToWireName();
+                values[flagIndex] = ack is null ? (isKnown ? FlagKnown : FlagState) : (isKnown ? FlagKnownAck : FlagStateAck);
+            }
+            else
+            {
+                values[flagIndex] = FlagAck;
+            }
+
+            if (ack is not null)
+            {
+                keys[k++] = ack.Owner.InFlightKey;
+                values[v++] = ack.RawBody;
+                (acknowledged ??= new List<RedisDelivery>(batch.Count)).Add(ack);
+            }
+        }
+
+        var created = (RedisResult[])(await Database.ScriptEvaluateAsync(RedisScripts.Settle, keys, values).ConfigureAwait(false))!;
+        var i2 = 0;
+        foreach (var step in batch)
+        {
+            if (step.State is not { } state)
+            {
+                continue;
+            }
+
+            if (i2 < created.Length && !state.State.IsCompleted())
+            {
+                if (_createdAt.Count >= MaxRememberedCreatedAt)
+                {
+                    // Tasks whose final state another process wrote leave entries behind: start over now and then.
+                    _createdAt.Clear();
+                }
+
+                _createdAt[state.TaskId] = (RedisValue)created[i2];
+            }
+
+            i2++;
+        }
+
+        if (acknowledged is not null)
+        {
+            foreach (var delivery in acknowledged)
+            {
+                delivery.MarkAcknowledged();
+            }
+        }
+    }
+
+    private RedisDelivery? AcknowledgedHere(IBrokerDelivery? delivery) =>
+        delivery is RedisDelivery redis && redis.IsUnsettled && redis.Owner.Broker.Uses(_multiplexer) ? redis : null;
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// With a <see cref="RedisBroker"/> on the same connection, one script for the batch stores each PENDING state
+    /// (machinery's plain SET) and pushes each message that goes to its queue now; messages with an ETA ahead, or
+    /// for another broker, take the default path.
+    /// </remarks>
+    public async ValueTask EnqueueAsync(IBroker broker, IReadOnlyList<PendingPublish> batch, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(broker);
+        ArgumentNullException.ThrowIfNull(batch);
+        if (broker is not RedisBroker redis || !redis.Uses(_multiplexer))
+        {
+            await DefaultEnqueueAsync(broker, batch, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var immediate = 0;
+        var targets = new RedisKey[batch.Count];
+        var levels = new string[batch.Count];
+        List<PendingPublish>? others = null;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (redis.TryGetImmediateTarget(batch[i].Message, out targets[i], out levels[i]))
+            {
+                immediate++;
+            }
+            else
+            {
+                (others ??= []).Add(batch[i]);
+            }
+        }
+
+        var keys = new RedisKey[immediate * 3 + 2];
+        var values = new RedisValue[immediate * 7 + 2];
+        keys[0] = _keys.Watched;
+        keys[1] = redis.Keys.Queues;
+        values[0] = _options.UseKeyspaceNotifications ? string.Empty : _stateChannelPrefix;
+        values[1] = _keys.Prefix.Length;
+        var k = 2;
+        var v = 2;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (levels[i] is not { Length: > 0 } level)
+            {
+                continue;
+            }
+
+            var item = batch[i];
+            var state = item.State;
+            var queue = redis.KeysOf(item.Message.Queue);
+            keys[k++] = _keys.State(state.TaskId);
+            keys[k++] = targets[i];
+            keys[k++] = queue.PriorityLevels;
+            values[v++] = WireFormat.SerializeState(state);
+            values[v++] = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
+            values[v++] = state.State.ToWireName();
+            values[v++] = item.Message.Body;
+            values[v++] = queue.Name;
+            values[v++] = queue.Scope;
+            values[v++] = level;
+        }
+
+        var pushed = immediate > 0 ? Database.ScriptEvaluateAsync(RedisScripts.Enqueue, keys, values) : null;
+        if (others is not null)
+        {
+            await DefaultEnqueueAsync(broker, others, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (pushed is not null)
+        {
+            await pushed.ConfigureAwait(false);
+        }
+    }
+
+    private ValueTask DefaultEnqueueAsync(IBroker broker, IReadOnlyList<PendingPublish> batch, CancellationToken cancellationToken) =>
+        ResultBackendDefaults.EnqueueAsync(this, broker, batch, cancellationToken);
 
     /// <inheritdoc/>
     public async ValueTask<TaskStateRecord?> GetStateAsync(string taskId, CancellationToken cancellationToken = default)
@@ -391,6 +618,18 @@ public sealed class RedisResultBackend : IResultBackend
     {
         try
         {
+            if (!_options.UseKeyspaceNotifications)
+            {
+                // Registered before the subscription: a state write publishes only to registered channels. Entries
+                // that a dead process left behind are dropped an hour after their registration.
+                var db = Database;
+                var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+                var register = db.SortedSetAddAsync(_keys.Watched, (string)watch.Channel!, now);
+                _ = db.SortedSetRemoveRangeByScoreAsync(_keys.Watched, double.NegativeInfinity, now - WatchRegistrationLifetime.TotalMilliseconds, flags: CommandFlags.FireAndForget);
+                await register.ConfigureAwait(false);
+                watch.RegisteredAt = _time.GetTimestamp();
+            }
+
             await _multiplexer.GetSubscriber().SubscribeAsync(watch.Channel, watch.Handler!).ConfigureAwait(false);
             lock (_gate)
             {
@@ -431,6 +670,29 @@ public sealed class RedisResultBackend : IResultBackend
         foreach (var watch in idle)
         {
             subscriber.Unsubscribe(watch.Channel, watch.Handler, CommandFlags.FireAndForget);
+            if (!_options.UseKeyspaceNotifications)
+            {
+                Database.SortedSetRemove(_keys.Watched, (string)watch.Channel!, CommandFlags.FireAndForget);
+            }
+        }
+
+        // A subscription that lives longer than a registration renews it.
+        List<Watch> renew = [];
+        lock (_gate)
+        {
+            foreach (var watch in _watches.Values)
+            {
+                if (watch.Active && watch.RegisteredAt != 0 && _time.GetElapsedTime(watch.RegisteredAt) >= WatchRegistrationLifetime / 2)
+                {
+                    watch.RegisteredAt = _time.GetTimestamp();
+                    renew.Add(watch);
+                }
+            }
+        }
+
+        foreach (var watch in renew)
+        {
+            Database.SortedSetAdd(_keys.Watched, (string)watch.Channel!, _time.GetUtcNow().ToUnixTimeMilliseconds(), CommandFlags.FireAndForget);
         }
     }
 
@@ -447,6 +709,8 @@ public sealed class RedisResultBackend : IResultBackend
         public bool Active { get; set; }
 
         public long LastUsed { get; set; }
+
+        public long RegisteredAt { get; set; }
 
         public TaskCompletionSource Changed { get; set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
