@@ -188,6 +188,8 @@ public sealed class RedisResultBackend : IResultBackend
         var k = 1;
         var v = 2;
         List<RedisDelivery>? acknowledged = null;
+        HashSet<string>? read = null;
+        var readOrder = new List<string?>();
         RedisKey lastKey = default;
         string? lastTaskId = null;
         for (var i = 0; i < batch.Count; i++)
@@ -215,6 +217,13 @@ public sealed class RedisResultBackend : IResultBackend
                 }
 
                 keys[k++] = lastKey;
+                // Mirrors the script's per-key memory: a key written once in the batch is never read again in it.
+                if ((read ??= new HashSet<string>(StringComparer.Ordinal)).Add(state.TaskId) && !isKnown)
+                {
+                    // The script reads this key's CreatedAt (once per key) and returns it; a final state's is not kept.
+                    readOrder.Add(state.State.IsCompleted() ? null : state.TaskId);
+                }
+
                 values[v++] = head;
                 values[v++] = isKnown ? known : (RedisValue)createdAt;
                 values[v++] = tail;
@@ -236,26 +245,31 @@ public sealed class RedisResultBackend : IResultBackend
         }
 
         var created = (RedisResult[])(await Database.ScriptEvaluateAsync(RedisScripts.Settle, keys, values).ConfigureAwait(false))!;
-        var i2 = 0;
-        foreach (var step in batch)
+        if (created.Length > 0)
         {
-            if (step.State is not { } state)
+            // One value per key the script read, in step order: remembered until the task's final state.
+            var next = 0;
+            foreach (var taskId in readOrder)
             {
-                continue;
-            }
+                if (next >= created.Length)
+                {
+                    break;
+                }
 
-            if (i2 < created.Length && !state.State.IsCompleted())
-            {
+                var value = (RedisValue)created[next++];
+                if (taskId is null)
+                {
+                    continue;
+                }
+
                 if (_createdAt.Count >= MaxRememberedCreatedAt)
                 {
                     // Tasks whose final state another process wrote leave entries behind: start over now and then.
                     _createdAt.Clear();
                 }
 
-                _createdAt[state.TaskId] = (RedisValue)created[i2];
+                _createdAt[taskId] = value;
             }
-
-            i2++;
         }
 
         if (acknowledged is not null)

@@ -293,7 +293,7 @@ internal static class RedisScripts
     /// <summary>
     /// A worker's batch: states stored in order (each keeping the stored CreatedAt, read once per key, or skipping
     /// the read when the caller knows it), each followed where asked by the removal of its message from the
-    /// consumer's in-flight list (the acknowledgement), all in one step. Returns the CreatedAt used for each state.
+    /// consumer's in-flight list (the acknowledgement), all in one step. Returns the CreatedAt it read, once per key it read.
     /// KEYS: the watched set, then per step its state key (when it has a state) and its in-flight list (when it acks).
     /// ARGV: the state channel prefix ('' = no notifications) and the length of the state key prefix (a state's
     /// channel is the channel prefix and its task id), then per step a flag string ('S' state reading CreatedAt,
@@ -319,13 +319,13 @@ internal static class RedisScripts
               created = ARGV[a + 1]
             elseif not created then
               created = conveyor_created(redis.call('GET', key), ARGV[a + 1])
+              out[#out + 1] = created
             end
             kept[key] = created
             redis.call('SET', key, ARGV[a] .. created .. ARGV[a + 2], 'EX', ARGV[a + 3])
             if w ~= nil and ARGV[1] ~= '' then
               conveyor_notify(w, KEYS[1], ARGV[1] .. string.sub(key, skip + 1), ARGV[a + 4])
             end
-            out[#out + 1] = created
             a = a + 5
           end
           if string.find(flags, 'A', 1, true) then
