@@ -65,6 +65,9 @@ internal sealed class BenchSettings : ConnectionSettings
 internal sealed class BenchCommand : AsyncCommand<BenchSettings>
 {
     private const int PublishersAtOnce = 128;
+
+    // Up to this many tasks in flight, the producer waits on the oldest one's change notification (latency runs).
+    private const int WatchedPendingMax = 16;
     private const int MinStateWindow = 64;
     private const int MaxStateWindow = 4096;
     private static readonly JsonSerializerOptions ReportJson = new(CliJson.Options) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
@@ -412,7 +415,13 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
                 pending.RemoveAll(i => completed[i] != 0);
             }
 
-            if (finishedThisPass < window / 2 && pending.Count > 0)
+            if (finishedThisPass < window / 2 && pending.Count > WatchedPendingMax)
+            {
+                // A backlog: poll again shortly. Waiting on each oldest task in turn would leave a subscription per
+                // task behind (each lingers a few seconds), and every state write would then check them.
+                await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+            }
+            else if (finishedThisPass < window / 2 && pending.Count > 0)
             {
                 // Little finished: sleep until the oldest task's state changes (pushed where the backend can) or 2 ms pass.
                 try
