@@ -189,6 +189,7 @@ public sealed class RedisResultBackend : IResultBackend
         var v = 2;
         List<RedisDelivery>? acknowledged = null;
         HashSet<string>? read = null;
+        HashSet<string>? finished = null;
         var readOrder = new List<string?>();
         RedisKey lastKey = default;
         string? lastTaskId = null;
@@ -217,6 +218,11 @@ public sealed class RedisResultBackend : IResultBackend
                 }
 
                 keys[k++] = lastKey;
+                if (state.State.IsCompleted())
+                {
+                    (finished ??= new HashSet<string>(StringComparer.Ordinal)).Add(state.TaskId);
+                }
+
                 // Mirrors the script's per-key memory: a key written once in the batch is never read again in it.
                 if ((read ??= new HashSet<string>(StringComparer.Ordinal)).Add(state.TaskId) && !isKnown)
                 {
@@ -257,9 +263,9 @@ public sealed class RedisResultBackend : IResultBackend
                 }
 
                 var value = (RedisValue)created[next++];
-                if (taskId is null)
+                if (taskId is null || finished?.Contains(taskId) == true)
                 {
-                    continue;
+                    continue; // a final state, or a task whose final state was in this batch too
                 }
 
                 if (_createdAt.Count >= MaxRememberedCreatedAt)
@@ -296,7 +302,9 @@ public sealed class RedisResultBackend : IResultBackend
         ArgumentNullException.ThrowIfNull(batch);
         if (broker is not RedisBroker redis || !redis.Uses(_multiplexer))
         {
-            await DefaultEnqueueAsync(broker, batch, cancellationToken).ConfigureAwait(false);
+            // Another broker (RabbitMQ, SQS): the PENDING states in one script, then the messages.
+            await SetPendingAsync(batch).ConfigureAwait(false);
+            await PublishAllAsync(broker, batch, cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -360,6 +368,42 @@ public sealed class RedisResultBackend : IResultBackend
 
     private ValueTask DefaultEnqueueAsync(IBroker broker, IReadOnlyList<PendingPublish> batch, CancellationToken cancellationToken) =>
         ResultBackendDefaults.EnqueueAsync(this, broker, batch, cancellationToken);
+
+    private async Task SetPendingAsync(IReadOnlyList<PendingPublish> batch)
+    {
+        var keys = new RedisKey[batch.Count + 1];
+        var values = new RedisValue[batch.Count * 3 + 2];
+        keys[0] = _keys.Watched;
+        values[0] = _options.UseKeyspaceNotifications ? string.Empty : _stateChannelPrefix;
+        values[1] = _keys.Prefix.Length;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var state = batch[i].State;
+            keys[i + 1] = _keys.State(state.TaskId);
+            values[2 + i * 3] = WireFormat.SerializeState(state);
+            values[3 + i * 3] = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
+            values[4 + i * 3] = state.State.ToWireName();
+        }
+
+        await Database.ScriptEvaluateAsync(RedisScripts.SetPending, keys, values).ConfigureAwait(false);
+    }
+
+    private static async Task PublishAllAsync(IBroker broker, IReadOnlyList<PendingPublish> batch, CancellationToken cancellationToken)
+    {
+        if (batch.Count == 1)
+        {
+            await broker.PublishAsync(batch[0].Message, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var publishes = new Task[batch.Count];
+        for (var i = 0; i < publishes.Length; i++)
+        {
+            publishes[i] = broker.PublishAsync(batch[i].Message, cancellationToken).AsTask();
+        }
+
+        await Task.WhenAll(publishes).ConfigureAwait(false);
+    }
 
     /// <inheritdoc/>
     public async ValueTask<TaskStateRecord?> GetStateAsync(string taskId, CancellationToken cancellationToken = default)

@@ -218,6 +218,15 @@ public sealed class SqliteResultBackend : IResultBackend
             throw;
         }
 
+        HashSet<string>? finished = null;
+        foreach (var step in steps)
+        {
+            if (step.State is { } state && state.State.IsCompleted())
+            {
+                (finished ??= new HashSet<string>(StringComparer.Ordinal)).Add(state.TaskId);
+            }
+        }
+
         for (var i = 0; i < steps.Length; i++)
         {
             var step = steps[i];
@@ -226,7 +235,8 @@ public sealed class SqliteResultBackend : IResultBackend
                 SqliteBroker.EndAck(delivery, held[i]);
             }
 
-            if (step.State is { } state && step.StoredCreatedAt is { } stored && !state.State.IsCompleted())
+            // Remembered until the final state, unless that was in this batch too.
+            if (step.State is { } state && step.StoredCreatedAt is { } stored && !state.State.IsCompleted() && finished?.Contains(state.TaskId) != true)
             {
                 if (_createdAt.Count >= MaxRememberedCreatedAt)
                 {

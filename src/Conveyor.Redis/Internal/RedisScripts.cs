@@ -338,6 +338,24 @@ internal static class RedisScripts
         """;
 
     /// <summary>
+    /// PENDING states for messages that another broker carries: machinery's plain SET each (no read), announced to
+    /// watched channels. KEYS: the watched set, then the state keys. ARGV: the state channel prefix ('' = none), the
+    /// length of the state key prefix, then per state its JSON, TTL (s) and state name.
+    /// </summary>
+    public const string SetPending = NotifyFunction + """
+        local w = conveyor_watched(KEYS[1])
+        local skip = tonumber(ARGV[2])
+        for i = 2, #KEYS do
+          local a = 2 + (i - 2) * 3
+          redis.call('SET', KEYS[i], ARGV[a + 1], 'EX', ARGV[a + 2])
+          if w ~= nil and ARGV[1] ~= '' then
+            conveyor_notify(w, KEYS[1], ARGV[1] .. string.sub(KEYS[i], skip + 1), ARGV[a + 3])
+          end
+        end
+        return #KEYS - 1
+        """;
+
+    /// <summary>
     /// A producer's batch: per message its PENDING state (machinery's SetStatePending: a plain SET, no read), then
     /// the push as <see cref="Publish"/> does it; the queue is noted and its idle consumers woken once per batch.
     /// KEYS: the watched set, the queues set, then per message its state key, target list and priority levels.
