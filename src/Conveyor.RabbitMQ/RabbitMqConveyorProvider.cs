@@ -1,3 +1,4 @@
+using Conveyor.RabbitMQ.Internal;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -27,7 +28,8 @@ internal sealed class RabbitMqConveyorProvider(IEnumerable<IConfigureOptions<Rab
     // connects on first use.
     public async ValueTask ConnectAsync(string url, IServiceProvider services, CancellationToken cancellationToken = default)
     {
-        var probe = new RabbitMqBroker(Options(url), services.GetService<TimeProvider>());
+        var options = Options(url);
+        var probe = new RabbitMqBroker(options, services.GetService<TimeProvider>());
         await using var _ = probe.ConfigureAwait(false);
         try
         {
@@ -35,7 +37,7 @@ internal sealed class RabbitMqConveyorProvider(IEnumerable<IConfigureOptions<Rab
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            throw new InvalidOperationException($"cannot connect to RabbitMQ ({(ex.InnerException ?? ex).Message})", ex);
+            throw new InvalidOperationException(RabbitMqConnectFailure.Explain(ex, options), ex);
         }
     }
 

@@ -31,9 +31,13 @@ public static class RedisUrl
     /// <param name="url">The URL; the rest of its query (see <see cref="ApplyOptions"/>) is checked, not applied.</param>
     /// <returns>Configuration for <see cref="ConnectionMultiplexer.ConnectAsync(ConfigurationOptions, TextWriter?)"/>.</returns>
     /// <exception cref="FormatException">The URL is not one of these forms.</exception>
-    public static ConfigurationOptions Parse(string url)
+    public static ConfigurationOptions Parse(string url) => Parse(url, out _);
+
+    /// <summary>As <see cref="Parse(string)"/>, with the private CA the URL names (to explain a failed handshake).</summary>
+    internal static ConfigurationOptions Parse(string url, out CustomCertificateAuthority? authority)
     {
         ArgumentException.ThrowIfNullOrEmpty(url);
+        authority = null;
         var separator = url.IndexOf("://", StringComparison.Ordinal);
         if (separator <= 0)
         {
@@ -150,7 +154,8 @@ public static class RedisUrl
                 throw new FormatException($"'{ConveyorUrls.Redact(ConnectionPart(url))}': ca applies to TLS only; use rediss://.");
             }
 
-            options.CertificateValidation += CustomCertificateAuthority.Load(caPath, $"'{ConveyorUrls.Redact(ConnectionPart(url))}'").Validator();
+            authority = CustomCertificateAuthority.Load(caPath, $"'{ConveyorUrls.Redact(ConnectionPart(url))}'");
+            options.CertificateValidation += authority.Validator();
         }
 
         return options;

@@ -54,8 +54,69 @@ internal sealed class CustomCertificateAuthority
     /// <returns>The callback.</returns>
     public RemoteCertificateValidationCallback Validator() => Validate;
 
-    private bool Validate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    /// <summary>
+    /// Makes one TLS handshake with a server, validating as a client would (against <paramref name="authority"/>'s
+    /// roots, or the machine's when <see langword="null"/>), to say why a client's connect failed.
+    /// </summary>
+    /// <param name="endPoint">The server.</param>
+    /// <param name="host">The name the certificate must have.</param>
+    /// <param name="authority">The private CA, if any.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>Why the certificate was refused, or <see langword="null"/> when the handshake succeeds or fails for another reason.</returns>
+    public static async Task<string?> DiagnoseAsync(System.Net.EndPoint endPoint, string host, CustomCertificateAuthority? authority, CancellationToken cancellationToken)
     {
+        string? problem = null;
+        try
+        {
+            using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            await socket.ConnectAsync(endPoint, cancellationToken).ConfigureAwait(false);
+            var stream = new System.Net.Sockets.NetworkStream(socket, ownsSocket: false);
+            await using var streamScope = stream.ConfigureAwait(false);
+            var tls = new SslStream(stream, leaveInnerStreamOpen: false, (sender, certificate, chain, errors) =>
+            {
+                var trusted = authority is null ? errors == SslPolicyErrors.None : authority.Validate(sender, certificate, chain, errors, out problem);
+                if (!trusted && authority is null)
+                {
+                    problem = Describe(errors, chain) + "; for a private CA, add ?ca=/path/ca.pem";
+                }
+
+                return trusted;
+            });
+            await using var tlsScope = tls.ConfigureAwait(false);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(5));
+            await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = host }, timeout.Token).ConfigureAwait(false);
+            return null;
+        }
+        catch (Exception ex) when (ex is System.Security.Authentication.AuthenticationException or IOException or System.Net.Sockets.SocketException or OperationCanceledException)
+        {
+            return problem;
+        }
+    }
+
+    private static string Describe(SslPolicyErrors errors, X509Chain? chain)
+    {
+        if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
+        {
+            return "the server's TLS certificate does not name the host";
+        }
+
+        var status = chain is null ? string.Empty : string.Join(", ", chain.ChainStatus.Select(s => s.Status).Distinct());
+        return $"the server's TLS certificate is not trusted ({(status.Length > 0 ? status : errors.ToString())})";
+    }
+
+    private bool Validate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors) =>
+        Validate(sender, certificate, chain, errors, out _);
+
+    private bool Validate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors, out string? problem)
+    {
+        problem = null;
+        if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
+        {
+            problem = "the server's TLS certificate does not name the host";
+            return false;
+        }
+
         // The name check and the presence of a certificate stay the platform's; only the roots change.
         if (certificate is null || (errors & (SslPolicyErrors.RemoteCertificateNotAvailable | SslPolicyErrors.RemoteCertificateNameMismatch)) != 0)
         {
@@ -79,6 +140,12 @@ internal sealed class CustomCertificateAuthority
             }
         }
 
-        return custom.Build(leaf);
+        if (custom.Build(leaf))
+        {
+            return true;
+        }
+
+        problem = $"the server's TLS certificate does not chain to the CA file {Path} ({string.Join(", ", custom.ChainStatus.Select(s => s.Status).Distinct())})";
+        return false;
     }
 }
