@@ -328,6 +328,9 @@ public sealed class RabbitMqBroker : IBroker
     /// <summary>Test hook: the consumer stops as if its process were killed.</summary>
     internal static ValueTask SimulateCrashAsync(IMessageConsumer consumer) => ((TrackedConsumer)consumer).Inner.SimulateCrashAsync();
 
+    /// <summary>Test hook: how many channel closes a consumer has seen.</summary>
+    internal static int ConsumerEpoch(IMessageConsumer consumer) => ((TrackedConsumer)consumer).Inner.Epoch;
+
     /// <summary>Test hook: the connection consumers use.</summary>
     internal IConnection? ConsumeConnection => _consumeConnection;
 
