@@ -44,6 +44,7 @@ public sealed class ConnectionLossTests
         var ended = await Record.ExceptionAsync(async () => stale = await consumer.Deliveries.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.True(stale is null, $"handed out {(stale is null ? null : Encoding.UTF8.GetString(stale.Body.Span))}, buffered before the connection loss");
         Assert.NotNull(ended);
+        await consumer.DisposeAsync(); // as the worker does before it subscribes again
 
         // Subscribed again: every message once (the taken one included, whose ack died with the channel).
         await using var again = await SubscribeWhenRecoveredAsync(broker, Messages);
