@@ -21,7 +21,7 @@ internal sealed class RabbitMqConveyorProvider(IEnumerable<IConfigureOptions<Rab
     [
         "amqp://user:password@host:5672/[vhost][?exchange=machinery_exchange&max_priority=10&quorum=true] (broker only)",
         "amqp://host1:5672/,amqp://host2:5672/ (failover)",
-        "amqps://… (TLS)",
+        "amqps://…[?ca=/path/ca.pem] (TLS; ca: a private CA)",
     ];
 
     // A throwaway connection proves the broker, credentials and vhost: the host's broker is created after this and

@@ -31,7 +31,7 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
         "redis://[[user]:password@]host[:port][/db]",
         "rediss://… (TLS)",
         "redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/master-name[/db]",
-        "…?visibility_timeout=30&heartbeat_interval=10&result_ttl=3600&key_prefix=app1: (seconds)",
+        "…?visibility_timeout=6&heartbeat_interval=2&result_ttl=3600&key_prefix=app1:&ca=/path/ca.pem (seconds; ca: a private CA for rediss://)",
     ];
 
     public async ValueTask ConnectAsync(string url, IServiceProvider services, CancellationToken cancellationToken = default)
