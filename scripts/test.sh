@@ -10,6 +10,9 @@
 #     RabbitMQ TLS listener with a user allowed on one vhost only (conveyor-tls); exported as
 #     CONVEYOR_TEST_REDIS_TLS=rediss://conveyor-tls:PASSWORD@127.0.0.1:PORT?ca=CA.pem and
 #     CONVEYOR_TEST_AMQP_TLS=amqps://conveyor-tls:PASSWORD@127.0.0.1:PORT/conveyor-tls?ca=CA.pem (random passwords).
+#     And a Sentinel setup for the failover test: a primary, a replica and three sentinels (redis-server --sentinel)
+#     on loopback, exported as CONVEYOR_TEST_SENTINEL=redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/conveyor
+#     (the test kills the primary: one failover per run).
 #     Also starts the local AWS emulators from tests/emulators (npm ci from its lock file when needed; Node.js is
 #     installed with apt-get when missing): fauxqs for SQS and dynalite for DynamoDB, on loopback, and exports
 #     CONVEYOR_TEST_SQS=http://127.0.0.1:PORT and CONVEYOR_TEST_DYNAMODB=http://127.0.0.1:PORT.
@@ -45,6 +48,7 @@ WORK_DIR=""
 KEEP_TMP="${CONVEYOR_TEST_KEEP_TMP:-0}"
 CREATED_POLICY_RC=0
 REDIS_PID="" REDIS_PORT="" REDIS_TLS_PORT=""
+SENTINEL_PIDS=() SENTINEL_PORTS=() SENTINEL_T0=""
 RABBIT_TLS_PORT=""
 TLS_DIR=""
 RABBIT_PID="" RABBIT_NODE="" RABBIT_PORT="" RABBIT_LOG="" RABBIT_PID_FILE="" RABBIT_T0=""
@@ -256,6 +260,58 @@ stop_redis() {
     fi
     wait "$REDIS_PID" 2>/dev/null || true
     REDIS_PID=""
+}
+
+# ---------------------------------------------------------------------------------------------
+# Redis Sentinel: a primary, a replica, three sentinels (quorum 2), all on loopback
+# ---------------------------------------------------------------------------------------------
+
+# Launches the five processes; wait_for_sentinel waits for them (the sentinels take seconds to find each other).
+start_sentinel() {
+    local dir="$WORK_DIR/sentinel" primary replica s1 s2 s3 port
+    SENTINEL_T0="$(now)"
+    mkdir -p "$dir"
+    read -r primary replica s1 s2 s3 < <(free_ports 5) || true
+    [[ -n "$s3" ]] || die "found no free TCP ports for the sentinel setup"
+    redis-server --bind 127.0.0.1 --port "$primary" --dir "$dir" --save '' --appendonly no --daemonize no \
+        --logfile "$dir/primary.log" </dev/null >/dev/null 2>&1 &
+    SENTINEL_PIDS+=($!)
+    redis-server --bind 127.0.0.1 --port "$replica" --dir "$dir" --save '' --appendonly no --daemonize no \
+        --replicaof 127.0.0.1 "$primary" --logfile "$dir/replica.log" </dev/null >/dev/null 2>&1 &
+    SENTINEL_PIDS+=($!)
+    for port in "$s1" "$s2" "$s3"; do
+        # A sentinel rewrites its own file: one each. Down after 1 s, so the failover test is quick.
+        printf '%s\n' "bind 127.0.0.1" "port $port" "dir $dir" "logfile $dir/sentinel-$port.log" \
+            "sentinel monitor conveyor 127.0.0.1 $primary 2" "sentinel down-after-milliseconds conveyor 1000" \
+            "sentinel failover-timeout conveyor 5000" "sentinel parallel-syncs conveyor 1" >"$dir/sentinel-$port.conf"
+        redis-server "$dir/sentinel-$port.conf" --sentinel </dev/null >/dev/null 2>&1 &
+        SENTINEL_PIDS+=($!)
+    done
+    SENTINEL_PORTS=("$primary" "$replica" "$s1" "$s2" "$s3")
+}
+
+wait_for_sentinel() {
+    local dir="$WORK_DIR/sentinel" primary="${SENTINEL_PORTS[0]}" replica="${SENTINEL_PORTS[1]}"
+    local s1="${SENTINEL_PORTS[2]}" s2="${SENTINEL_PORTS[3]}" s3="${SENTINEL_PORTS[4]}"
+    local deadline=$((SECONDS + SERVICE_TIMEOUT_REDIS))
+    until redis-cli -h 127.0.0.1 -p "$s1" info sentinel </dev/null 2>/dev/null | grep -q "status=ok,address=127.0.0.1:$primary,slaves=1,sentinels=3"; do
+        if ((SECONDS >= deadline)); then
+            KEEP_TMP=1
+            tail -n 10 "$dir"/*.log >&2 || true
+            die "the sentinels did not see the primary, its replica and each other within ${SERVICE_TIMEOUT_REDIS}s; see $dir"
+        fi
+        sleep 0.2
+    done
+    export CONVEYOR_TEST_SENTINEL="redis+sentinel://127.0.0.1:$s1,127.0.0.1:$s2,127.0.0.1:$s3/conveyor"
+    log "redis sentinel ready (primary $primary, replica $replica, sentinels $s1 $s2 $s3) in $(elapsed "$SENTINEL_T0")s"
+}
+
+stop_sentinel() {
+    local pid
+    for pid in "${SENTINEL_PIDS[@]}"; do
+        stop_pid "$pid" redis-sentinel-setup 5
+    done
+    SENTINEL_PIDS=()
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -503,9 +559,10 @@ stop_tree() {
 }
 
 stop_services() {
-    [[ -n "$REDIS_PID$RABBIT_PID$EPMD_PID$FAUXQS_PID$DYNALITE_PID" ]] || return 0
+    [[ -n "$REDIS_PID$RABBIT_PID$EPMD_PID$FAUXQS_PID$DYNALITE_PID${SENTINEL_PIDS[*]}" ]] || return 0
     local t0; t0="$(now)"
     stop_redis || true
+    stop_sentinel || true
     stop_rabbitmq || true
     stop_emulators || true
     log "services stopped in $(elapsed "$t0")s"
@@ -544,8 +601,10 @@ start_services() {
     if ((need_redis || need_rabbit)); then make_certificates; fi
     ((need_rabbit)) && start_rabbitmq
     ((need_redis)) && start_redis
+    if ((need_redis)) && [[ -z "${CONVEYOR_TEST_SENTINEL:-}" ]]; then start_sentinel; fi
     ((need_aws)) && start_emulators
     ((need_rabbit)) && wait_for_rabbitmq
+    if ((${#SENTINEL_PORTS[@]})); then wait_for_sentinel; fi
     return 0
 }
 
