@@ -10,7 +10,7 @@
 #     RabbitMQ TLS listener with a user allowed on one vhost only (conveyor-tls); exported as
 #     CONVEYOR_TEST_REDIS_TLS=rediss://conveyor-tls:PASSWORD@127.0.0.1:PORT?ca=CA.pem and
 #     CONVEYOR_TEST_AMQP_TLS=amqps://conveyor-tls:PASSWORD@127.0.0.1:PORT/conveyor-tls?ca=CA.pem (random passwords).
-#     And a Sentinel setup for the failover test: a primary, a replica and three sentinels (redis-server --sentinel)
+#     And a Sentinel setup for the failover test: a primary, two replicas and three sentinels (redis-server --sentinel)
 #     on loopback, exported as CONVEYOR_TEST_SENTINEL=redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/conveyor
 #     (the test kills the primary: one failover per run).
 #     Also starts the local AWS emulators from tests/emulators (npm ci from its lock file when needed; Node.js is
@@ -268,16 +268,20 @@ stop_redis() {
 
 # Launches the five processes; wait_for_sentinel waits for them (the sentinels take seconds to find each other).
 start_sentinel() {
-    local dir="$WORK_DIR/sentinel" primary replica s1 s2 s3 port
+    local dir="$WORK_DIR/sentinel" primary replica replica2 s1 s2 s3 port
     SENTINEL_T0="$(now)"
     mkdir -p "$dir"
-    read -r primary replica s1 s2 s3 < <(free_ports 5) || true
+    read -r primary replica replica2 s1 s2 s3 < <(free_ports 6) || true
     [[ -n "$s3" ]] || die "found no free TCP ports for the sentinel setup"
     redis-server --bind 127.0.0.1 --port "$primary" --dir "$dir" --save '' --appendonly no --daemonize no \
         --logfile "$dir/primary.log" </dev/null >/dev/null 2>&1 &
     SENTINEL_PIDS+=($!)
     redis-server --bind 127.0.0.1 --port "$replica" --dir "$dir" --save '' --appendonly no --daemonize no \
         --replicaof 127.0.0.1 "$primary" --logfile "$dir/replica.log" </dev/null >/dev/null 2>&1 &
+    SENTINEL_PIDS+=($!)
+    # A second replica, so that the promoted primary still has one and WAIT for 1 replica goes on after a failover.
+    redis-server --bind 127.0.0.1 --port "$replica2" --dir "$dir" --save '' --appendonly no --daemonize no \
+        --replicaof 127.0.0.1 "$primary" --logfile "$dir/replica2.log" </dev/null >/dev/null 2>&1 &
     SENTINEL_PIDS+=($!)
     for port in "$s1" "$s2" "$s3"; do
         # A sentinel rewrites its own file: one each. Down after 1 s, so the failover test is quick.
@@ -287,14 +291,14 @@ start_sentinel() {
         redis-server "$dir/sentinel-$port.conf" --sentinel </dev/null >/dev/null 2>&1 &
         SENTINEL_PIDS+=($!)
     done
-    SENTINEL_PORTS=("$primary" "$replica" "$s1" "$s2" "$s3")
+    SENTINEL_PORTS=("$primary" "$replica" "$s1" "$s2" "$s3" "$replica2")
 }
 
 wait_for_sentinel() {
     local dir="$WORK_DIR/sentinel" primary="${SENTINEL_PORTS[0]}" replica="${SENTINEL_PORTS[1]}"
     local s1="${SENTINEL_PORTS[2]}" s2="${SENTINEL_PORTS[3]}" s3="${SENTINEL_PORTS[4]}"
     local deadline=$((SECONDS + SERVICE_TIMEOUT_REDIS))
-    until redis-cli -h 127.0.0.1 -p "$s1" info sentinel </dev/null 2>/dev/null | grep -q "status=ok,address=127.0.0.1:$primary,slaves=1,sentinels=3"; do
+    until redis-cli -h 127.0.0.1 -p "$s1" info sentinel </dev/null 2>/dev/null | grep -q "status=ok,address=127.0.0.1:$primary,slaves=2,sentinels=3"; do
         if ((SECONDS >= deadline)); then
             KEEP_TMP=1
             tail -n 10 "$dir"/*.log >&2 || true
@@ -303,7 +307,7 @@ wait_for_sentinel() {
         sleep 0.2
     done
     export CONVEYOR_TEST_SENTINEL="redis+sentinel://127.0.0.1:$s1,127.0.0.1:$s2,127.0.0.1:$s3/conveyor"
-    log "redis sentinel ready (primary $primary, replica $replica, sentinels $s1 $s2 $s3) in $(elapsed "$SENTINEL_T0")s"
+    log "redis sentinel ready (primary $primary, replicas $replica ${SENTINEL_PORTS[5]}, sentinels $s1 $s2 $s3) in $(elapsed "$SENTINEL_T0")s"
 }
 
 stop_sentinel() {

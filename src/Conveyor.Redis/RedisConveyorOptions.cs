@@ -104,6 +104,22 @@ public sealed class RedisConveyorOptions
     /// <value>The default value is <see langword="false"/> (Conveyor's writers publish on <c>conveyor:state:{task id}</c>).</value>
     public bool UseKeyspaceNotifications { get; set; }
 
+    /// <summary>
+    /// How many replicas must acknowledge an enqueue and a final state (Redis <c>WAIT</c>) before it counts as stored.
+    /// Redis replicates asynchronously, so at a Sentinel failover the promoted replica may lack the primary's last
+    /// writes: with 0, tasks enqueued in that window are lost and tasks finished in it run again; with 1, a confirmed
+    /// enqueue or final state is on a replica too. Each such write then waits about one round trip to the replicas.
+    /// URL form: <c>?wait_replicas=1</c>.
+    /// </summary>
+    /// <value>The default value is 0 (no waiting, machinery's behaviour).</value>
+    [Range(0, 16)]
+    public int WaitForReplicas { get; set; }
+
+    /// <summary>How long a write waits for <see cref="WaitForReplicas"/> replicas before it fails (and is retried or redelivered). URL form: <c>?wait_timeout=1</c> (seconds).</summary>
+    /// <value>The default value is 1 second.</value>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00")]
+    public TimeSpan ReplicaWaitTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
     internal TimeSpan EffectiveHeartbeatInterval => HeartbeatInterval ?? VisibilityTimeout / 3;
 
     /// <summary>
@@ -152,6 +168,12 @@ public sealed class RedisConveyorOptions
             throw new ArgumentOutOfRangeException(nameof(DelayedBatchSize), DelayedBatchSize, "RedisConveyorOptions.DelayedBatchSize must be between 1 and 100000.");
         }
 
+        if (WaitForReplicas is < 0 or > 16)
+        {
+            throw new ArgumentOutOfRangeException(nameof(WaitForReplicas), WaitForReplicas, "RedisConveyorOptions.WaitForReplicas must be between 0 and 16.");
+        }
+
+        Check(ReplicaWaitTimeout, TimeSpan.FromMilliseconds(1), TimeSpan.FromMinutes(1), nameof(ReplicaWaitTimeout));
         if (EffectiveHeartbeatInterval >= VisibilityTimeout)
         {
             throw new ArgumentException(

@@ -187,9 +187,15 @@ public static class RedisUrl
                 case "heartbeat_interval": options.HeartbeatInterval = Seconds(url, name, value); break;
                 case "result_ttl": options.ResultTtl = Seconds(url, name, value); break;
                 case "key_prefix": options.KeyPrefix = value; break;
+                case "wait_replicas":
+                    options.WaitForReplicas = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var replicas) && replicas <= 16
+                        ? replicas
+                        : throw new FormatException($"'{ConveyorUrls.Redact(ConnectionPart(url))}': option 'wait_replicas' needs a number of replicas (0 to 16), not '{value}'");
+                    break;
+                case "wait_timeout": options.ReplicaWaitTimeout = Seconds(url, name, value); break;
                 case CaSetting: break; // the connection's (Parse)
                 default:
-                    throw new FormatException($"'{url[..query]}': unknown option '{name}'; use visibility_timeout, heartbeat_interval, result_ttl (seconds), key_prefix or ca (a CA file for rediss://)");
+                    throw new FormatException($"'{url[..query]}': unknown option '{name}'; use visibility_timeout, heartbeat_interval, result_ttl, wait_timeout (seconds), key_prefix, wait_replicas or ca (a CA file for rediss://)");
             }
         }
     }

@@ -6,9 +6,9 @@ using Xunit.Abstractions;
 namespace Conveyor.Cli.Tests;
 
 /// <summary>
-/// Redis Sentinel failover mid-run, on the primary, replica and three sentinels <c>scripts/test.sh</c> starts
+/// Redis Sentinel failover mid-run, on the primary, two replicas and three sentinels <c>scripts/test.sh</c> starts
 /// (<c>CONVEYOR_TEST_SENTINEL</c>): the primary is shut down without saving during <c>bench -n 20000</c> beside two
-/// worker processes; the sentinels promote the replica, and the producer and both workers move to it by themselves.
+/// worker processes; the sentinels promote a replica, and the producer and both workers move to it by themselves.
 /// </summary>
 public sealed class SentinelFailoverProcessTests(ITestOutputHelper output) : IDisposable
 {
@@ -24,7 +24,9 @@ public sealed class SentinelFailoverProcessTests(ITestOutputHelper output) : IDi
         var sentinel = Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } value
             ? value
             : throw new InvalidOperationException($"{Variable} is not set: this test needs a Redis primary, a replica and three sentinels. Run it through `bash scripts/test.sh` (it starts them on loopback).");
-        var url = sentinel + "?key_prefix=sentinel-" + Guid.NewGuid().ToString("N")[..8] + ":";
+        // wait_replicas=1: an enqueue or a final state counts as stored once a replica has it, so the failover loses
+        // none (the setup has two replicas: the promoted one still has one to wait for).
+        var url = sentinel + "?wait_replicas=1&key_prefix=sentinel-" + Guid.NewGuid().ToString("N")[..8] + ":";
         var primary = await PrimaryAsync(sentinel);
         using var first = CliProcess.Start(_directory, "worker", "--broker", url, "--backend", url, "--concurrency", "16");
         using var second = CliProcess.Start(_directory, "worker", "--broker", url, "--backend", url, "--concurrency", "16");

@@ -85,6 +85,18 @@ public sealed class RedisUrlTests
     }
 
     [Fact]
+    public void ApplyOptions_WaitReplicas_SetsTheReplicasAndTheirTimeout()
+    {
+        var options = new RedisConveyorOptions();
+
+        RedisUrl.ApplyOptions("redis+sentinel://h:26379/primary?wait_replicas=1&wait_timeout=0.5", options);
+
+        Assert.Equal(1, options.WaitForReplicas);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), options.ReplicaWaitTimeout);
+        Assert.Equal(0, new RedisConveyorOptions().WaitForReplicas);
+    }
+
+    [Fact]
     public void Parse_CaFile_ValidatesAgainstItAndTheConnectionKeepsIt()
     {
         var ca = Path.Combine(Path.GetTempPath(), $"conveyor-ca-{Guid.NewGuid():N}.pem");
@@ -127,6 +139,7 @@ public sealed class RedisUrlTests
     [InlineData("redis://h:1?visibility_timeout=0", "option 'visibility_timeout' needs a positive number of seconds, not '0'")]
     [InlineData("redis://h:1?result_ttl=soon", "option 'result_ttl' needs a positive number of seconds, not 'soon'")]
     [InlineData("redis://h:1?ssl=true", "unknown option 'ssl'")]
+    [InlineData("redis://h:1?wait_replicas=all", "option 'wait_replicas' needs a number of replicas (0 to 16), not 'all'")]
     public void ApplyOptions_BadSetting_ThrowsNamingIt(string url, string expected)
     {
         var error = Assert.Throws<FormatException>(() => RedisUrl.ApplyOptions(url, new RedisConveyorOptions()));
