@@ -185,6 +185,8 @@ public sealed class RedisConveyorOptionsTests
         Assert.Equal(string.Empty, options.KeyPrefix);
         Assert.Equal(TimeSpan.FromSeconds(3600), options.ResultTtl);
         Assert.Equal("delayed_tasks", options.DelayedTasksKey);
-        Assert.Equal(TimeSpan.FromSeconds(10), options.EffectiveHeartbeatInterval);
+        Assert.Equal(TimeSpan.FromSeconds(6), options.VisibilityTimeout); // a dead worker's tasks are back within 8 s
+        Assert.Equal(TimeSpan.FromSeconds(2), options.EffectiveHeartbeatInterval);
+        Assert.Equal(0, options.WaitForReplicas);
     }
 }
