@@ -29,13 +29,21 @@ public sealed class SqliteLeaseTests : IDisposable
         var delivery = await holder.Deliveries.ReadAsync().AsTask().WaitAsync(Wait);
         await using var other = await otherBroker.ConsumeAsync("q", new ConsumeOptions { Prefetch = 1 });
 
-        // Two minutes, a second at a time; after each step, the heartbeat due in it has landed (the lease ends more
-        // than a step ahead), so the other consumer's polls never see an expired lease unless heartbeats stop.
-        for (var second = 1; second <= 120; second++)
+        // Two minutes, a quarter of a second at a time. Before each step the lease must still end after the next one
+        // (waiting for a heartbeat that fell due to land), so the clock never jumps past a lease a live heartbeat
+        // would have extended; a stopped heartbeat fails here. After each extension, a pause in real time lets the
+        // heartbeat loop arm its next delay at the fake time it ran, as it would in real time.
+        DateTimeOffset? lastLease = null;
+        for (var step = 1; step <= 480; step++)
         {
-            clock.Advance(TimeSpan.FromSeconds(1));
-            await WaitUntilLeaseEndsAfterAsync(clock.GetUtcNow().AddSeconds(1), $"second {second}");
-            Assert.False(other.Deliveries.TryRead(out _), $"the message went to another consumer after {second} s while its consumer was alive");
+            clock.Advance(TimeSpan.FromMilliseconds(250));
+            var lease = await WaitUntilLeaseEndsAfterAsync(clock.GetUtcNow().AddMilliseconds(250), $"after {step / 4.0:0.00} s");
+            Assert.False(other.Deliveries.TryRead(out _), $"the message went to another consumer after {step / 4.0:0.00} s while its consumer was alive");
+            if (lease != lastLease)
+            {
+                lastLease = lease;
+                await Task.Delay(20);
+            }
         }
 
         Assert.Equal(1, (await otherBroker.GetQueueStatisticsAsync("q")).InFlight);
@@ -84,7 +92,7 @@ public sealed class SqliteLeaseTests : IDisposable
         return null;
     }
 
-    private async Task WaitUntilLeaseEndsAfterAsync(DateTimeOffset after, string when)
+    private async Task<DateTimeOffset> WaitUntilLeaseEndsAfterAsync(DateTimeOffset after, string when)
     {
         await using var connection = new SqliteConnection($"Data Source={DatabasePath};Mode=ReadOnly;Pooling=False");
         await connection.OpenAsync();
@@ -97,7 +105,7 @@ public sealed class SqliteLeaseTests : IDisposable
             Assert.True(leaseEnd is not null, $"{when}: the message is no longer leased");
             if (leaseEnd > after)
             {
-                return;
+                return leaseEnd.Value;
             }
 
             Assert.True(DateTime.UtcNow < deadline, $"{when}: the lease ends at {leaseEnd:O}, not after {after:O}: no heartbeat extended it");
