@@ -28,6 +28,10 @@ public sealed class SentinelFailoverProcessTests(ITestOutputHelper output) : IDi
         // none (the setup has two replicas: the promoted one still has one to wait for).
         var url = sentinel + "?wait_replicas=1&key_prefix=sentinel-" + Guid.NewGuid().ToString("N")[..8] + ":";
         var primary = await PrimaryAsync(sentinel);
+        var replication = await RedisCliAsync(primary, "info", "replication");
+        Assert.True(
+            replication.Contains("connected_slaves:2", StringComparison.Ordinal),
+            $"the primary {primary} needs two replicas (one to promote, one left for wait_replicas=1); a failover of this setup already ran, so start it again (bash scripts/test.sh starts a fresh one each run):\n{replication}");
         using var first = CliProcess.Start(_directory, "worker", "--broker", url, "--backend", url, "--concurrency", "16");
         using var second = CliProcess.Start(_directory, "worker", "--broker", url, "--backend", url, "--concurrency", "16");
         await first.WaitForOutputAsync("conveyor worker", Generous);
