@@ -5,6 +5,14 @@
 #  2. Starts one private Redis and one private RabbitMQ node on loopback, on free ports, with all their
 #     state in a temp dir; a system-wide Redis/RabbitMQ (if any) is never touched.
 #  3. Exports CONVEYOR_TEST_REDIS=127.0.0.1:PORT and CONVEYOR_TEST_AMQP=amqp://guest:guest@127.0.0.1:PORT/
+#     With them, TLS and accounts: a throwaway CA and server certificate (openssl, in the temp dir, never kept),
+#     the same Redis on a --tls-port too with an ACL user limited to keys and channels under conveyor-tls:*, and a
+#     RabbitMQ TLS listener with a user allowed on one vhost only (conveyor-tls); exported as
+#     CONVEYOR_TEST_REDIS_TLS=rediss://conveyor-tls:PASSWORD@127.0.0.1:PORT?ca=CA.pem and
+#     CONVEYOR_TEST_AMQP_TLS=amqps://conveyor-tls:PASSWORD@127.0.0.1:PORT/conveyor-tls?ca=CA.pem (random passwords).
+#     And a Sentinel setup for the failover test: a primary, two replicas and three sentinels (redis-server --sentinel)
+#     on loopback, exported as CONVEYOR_TEST_SENTINEL=redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/conveyor
+#     (the test kills the primary: one failover per run).
 #     Also starts the local AWS emulators from tests/emulators (npm ci from its lock file when needed; Node.js is
 #     installed with apt-get when missing): fauxqs for SQS and dynalite for DynamoDB, on loopback, and exports
 #     CONVEYOR_TEST_SQS=http://127.0.0.1:PORT and CONVEYOR_TEST_DYNAMODB=http://127.0.0.1:PORT.
@@ -15,7 +23,9 @@
 # Environment knobs (all optional):
 #   CONVEYOR_TEST_FILTER       passed to `dotnet test --filter`
 #   CONVEYOR_TEST_REDIS        host:port of a Redis you run yourself: no Redis is installed/started
+#                              (then also set CONVEYOR_TEST_REDIS_TLS, or the TLS tests fail saying so)
 #   CONVEYOR_TEST_AMQP         amqp:// URI of a RabbitMQ you run yourself: no RabbitMQ is installed/started
+#                              (then also set CONVEYOR_TEST_AMQP_TLS)
 #   CONVEYOR_TEST_SQS          endpoint of an SQS emulator you run yourself: no fauxqs is started
 #   CONVEYOR_TEST_DYNAMODB     endpoint of a DynamoDB emulator you run yourself: no dynalite is started
 #   CONVEYOR_TEST_SOLUTION     solution to test (default Conveyor.slnx)
@@ -37,7 +47,10 @@ SERVICE_TIMEOUT_RABBIT=120
 WORK_DIR=""
 KEEP_TMP="${CONVEYOR_TEST_KEEP_TMP:-0}"
 CREATED_POLICY_RC=0
-REDIS_PID="" REDIS_PORT=""
+REDIS_PID="" REDIS_PORT="" REDIS_TLS_PORT=""
+SENTINEL_PIDS=() SENTINEL_PORTS=() SENTINEL_T0=""
+RABBIT_TLS_PORT=""
+TLS_DIR=""
 RABBIT_PID="" RABBIT_NODE="" RABBIT_PORT="" RABBIT_LOG="" RABBIT_PID_FILE="" RABBIT_T0=""
 EPMD_PID=""
 FAUXQS_PID="" DYNALITE_PID=""
@@ -137,6 +150,9 @@ install_packages() {
     if [[ -z "${CONVEYOR_TEST_AMQP:-}" ]] && [[ ! -x "$RABBIT_BIN/rabbitmq-server" || ! -x "$RABBIT_BIN/rabbitmqctl" ]]; then
         missing+=(rabbitmq-server)
     fi
+    if [[ -z "${CONVEYOR_TEST_REDIS:-}" || -z "${CONVEYOR_TEST_AMQP:-}" ]] && ! command -v openssl >/dev/null 2>&1; then
+        missing+=(openssl)
+    fi
     if [[ -z "${CONVEYOR_TEST_SQS:-}" || -z "${CONVEYOR_TEST_DYNAMODB:-}" ]] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
         missing+=(nodejs npm)
     fi
@@ -166,6 +182,33 @@ remove_policy_rc() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# TLS: a throwaway CA and one server certificate for 127.0.0.1 and localhost
+# ---------------------------------------------------------------------------------------------
+
+# random_secret: 24 hex characters, for the test accounts' passwords (never printed).
+random_secret() { od -An -N12 -tx1 /dev/urandom | tr -d ' \n'; }
+
+make_certificates() {
+    TLS_DIR="$WORK_DIR/tls"
+    mkdir -p "$TLS_DIR"
+    local t0; t0="$(now)"
+    # EC keys: quick to make; valid for 2 days (the run only needs minutes).
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/CN=Conveyor test CA $$" -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" >/dev/null 2>&1 \
+        || die "openssl could not make the test CA"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+        -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.csr" >/dev/null 2>&1 \
+        || die "openssl could not make the test server key"
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+        "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$TLS_DIR/server.ext"
+    openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" -CAcreateserial \
+        -days 2 -extfile "$TLS_DIR/server.ext" -out "$TLS_DIR/server.pem" >/dev/null 2>&1 \
+        || die "openssl could not sign the test server certificate"
+    chmod 600 "$TLS_DIR/ca.key" "$TLS_DIR/server.key"
+    log "made a throwaway CA and server certificate in $(elapsed "$t0")s"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Redis
 # ---------------------------------------------------------------------------------------------
 
@@ -173,9 +216,16 @@ start_redis() {
     local dir="$WORK_DIR/redis" t0
     t0="$(now)"
     mkdir -p "$dir"
-    read -r REDIS_PORT < <(free_ports 1) || true
-    [[ -n "$REDIS_PORT" ]] || die "found no free TCP port for redis"
-    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$dir" \
+    read -r REDIS_PORT REDIS_TLS_PORT < <(free_ports 2) || true
+    [[ -n "$REDIS_TLS_PORT" ]] || die "found no free TCP ports for redis"
+    # The default user stays open (the plain tests); the TLS tests log in as an ACL user that may touch only
+    # keys and channels under conveyor-tls:, and no dangerous command. In a file: no password on a command line.
+    local password; password="$(random_secret)"
+    (umask 077 && printf '%s\n' "user default on nopass ~* &* +@all" \
+        "user conveyor-tls on >$password ~conveyor-tls:* &conveyor-tls:* +@all -@dangerous +info" >"$dir/redis.conf")
+    redis-server "$dir/redis.conf" --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$dir" \
+        --tls-port "$REDIS_TLS_PORT" --tls-cert-file "$TLS_DIR/server.pem" --tls-key-file "$TLS_DIR/server.key" \
+        --tls-ca-cert-file "$TLS_DIR/ca.pem" --tls-auth-clients no \
         --save '' --appendonly no --daemonize no --protected-mode yes \
         --logfile "$dir/redis.log" \
         </dev/null >"$dir/redis.out" 2>&1 &
@@ -195,8 +245,11 @@ start_redis() {
         fi
         sleep 0.1
     done
+    redis-cli --tls --cacert "$TLS_DIR/ca.pem" -h 127.0.0.1 -p "$REDIS_TLS_PORT" ping </dev/null 2>/dev/null | grep -q PONG \
+        || { KEEP_TMP=1; die "redis-server does not answer over TLS on 127.0.0.1:$REDIS_TLS_PORT (built without TLS?); see $dir/redis.log"; }
     export CONVEYOR_TEST_REDIS="127.0.0.1:$REDIS_PORT"
-    log "redis ready on $CONVEYOR_TEST_REDIS (pid $REDIS_PID) in $(elapsed "$t0")s"
+    export CONVEYOR_TEST_REDIS_TLS="rediss://conveyor-tls:$password@127.0.0.1:$REDIS_TLS_PORT?ca=$TLS_DIR/ca.pem"
+    log "redis ready on $CONVEYOR_TEST_REDIS and TLS 127.0.0.1:$REDIS_TLS_PORT (pid $REDIS_PID) in $(elapsed "$t0")s"
 }
 
 stop_redis() {
@@ -207,6 +260,62 @@ stop_redis() {
     fi
     wait "$REDIS_PID" 2>/dev/null || true
     REDIS_PID=""
+}
+
+# ---------------------------------------------------------------------------------------------
+# Redis Sentinel: a primary, a replica, three sentinels (quorum 2), all on loopback
+# ---------------------------------------------------------------------------------------------
+
+# Launches the five processes; wait_for_sentinel waits for them (the sentinels take seconds to find each other).
+start_sentinel() {
+    local dir="$WORK_DIR/sentinel" primary replica replica2 s1 s2 s3 port
+    SENTINEL_T0="$(now)"
+    mkdir -p "$dir"
+    read -r primary replica replica2 s1 s2 s3 < <(free_ports 6) || true
+    [[ -n "$s3" ]] || die "found no free TCP ports for the sentinel setup"
+    redis-server --bind 127.0.0.1 --port "$primary" --dir "$dir" --save '' --appendonly no --daemonize no \
+        --logfile "$dir/primary.log" </dev/null >/dev/null 2>&1 &
+    SENTINEL_PIDS+=($!)
+    redis-server --bind 127.0.0.1 --port "$replica" --dir "$dir" --save '' --appendonly no --daemonize no \
+        --replicaof 127.0.0.1 "$primary" --logfile "$dir/replica.log" </dev/null >/dev/null 2>&1 &
+    SENTINEL_PIDS+=($!)
+    # A second replica, so that the promoted primary still has one and WAIT for 1 replica goes on after a failover.
+    redis-server --bind 127.0.0.1 --port "$replica2" --dir "$dir" --save '' --appendonly no --daemonize no \
+        --replicaof 127.0.0.1 "$primary" --logfile "$dir/replica2.log" </dev/null >/dev/null 2>&1 &
+    SENTINEL_PIDS+=($!)
+    for port in "$s1" "$s2" "$s3"; do
+        # A sentinel rewrites its own file: one each. Down after 1 s, so the failover test is quick.
+        printf '%s\n' "bind 127.0.0.1" "port $port" "dir $dir" "logfile $dir/sentinel-$port.log" \
+            "sentinel monitor conveyor 127.0.0.1 $primary 2" "sentinel down-after-milliseconds conveyor 1000" \
+            "sentinel failover-timeout conveyor 5000" "sentinel parallel-syncs conveyor 1" >"$dir/sentinel-$port.conf"
+        redis-server "$dir/sentinel-$port.conf" --sentinel </dev/null >/dev/null 2>&1 &
+        SENTINEL_PIDS+=($!)
+    done
+    SENTINEL_PORTS=("$primary" "$replica" "$s1" "$s2" "$s3" "$replica2")
+}
+
+wait_for_sentinel() {
+    local dir="$WORK_DIR/sentinel" primary="${SENTINEL_PORTS[0]}" replica="${SENTINEL_PORTS[1]}"
+    local s1="${SENTINEL_PORTS[2]}" s2="${SENTINEL_PORTS[3]}" s3="${SENTINEL_PORTS[4]}"
+    local deadline=$((SECONDS + SERVICE_TIMEOUT_REDIS))
+    until redis-cli -h 127.0.0.1 -p "$s1" info sentinel </dev/null 2>/dev/null | grep -q "status=ok,address=127.0.0.1:$primary,slaves=2,sentinels=3"; do
+        if ((SECONDS >= deadline)); then
+            KEEP_TMP=1
+            tail -n 10 "$dir"/*.log >&2 || true
+            die "the sentinels did not see the primary, its replica and each other within ${SERVICE_TIMEOUT_REDIS}s; see $dir"
+        fi
+        sleep 0.2
+    done
+    export CONVEYOR_TEST_SENTINEL="redis+sentinel://127.0.0.1:$s1,127.0.0.1:$s2,127.0.0.1:$s3/conveyor"
+    log "redis sentinel ready (primary $primary, replicas $replica ${SENTINEL_PORTS[5]}, sentinels $s1 $s2 $s3) in $(elapsed "$SENTINEL_T0")s"
+}
+
+stop_sentinel() {
+    local pid
+    for pid in "${SENTINEL_PIDS[@]}"; do
+        stop_pid "$pid" redis-sentinel-setup 5
+    done
+    SENTINEL_PIDS=()
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -223,8 +332,8 @@ start_rabbitmq() {
     local dir="$WORK_DIR/rabbitmq" dist_port epmd_port
     RABBIT_T0="$(now)"
     mkdir -p "$dir/home" "$dir/mnesia" "$dir/log" "$dir/conf.d"
-    read -r RABBIT_PORT dist_port epmd_port < <(free_ports 3) || true
-    [[ -n "$epmd_port" ]] || die "found no free TCP ports for rabbitmq"
+    read -r RABBIT_PORT dist_port epmd_port RABBIT_TLS_PORT < <(free_ports 4) || true
+    [[ -n "$RABBIT_TLS_PORT" ]] || die "found no free TCP ports for rabbitmq"
     RABBIT_NODE="conveyor-test-$$@localhost"
     RABBIT_LOG="$dir/log/rabbit.log"
     RABBIT_PID_FILE="$dir/rabbit.pid"
@@ -240,6 +349,13 @@ start_rabbitmq() {
 loopback_users.guest = true
 disk_free_limit.absolute = 10MB
 log.file.level = info
+# TLS, for the amqps:// tests (server authentication only; no client certificates).
+listeners.ssl.default = 127.0.0.1:$RABBIT_TLS_PORT
+ssl_options.cacertfile = $TLS_DIR/ca.pem
+ssl_options.certfile = $TLS_DIR/server.pem
+ssl_options.keyfile = $TLS_DIR/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
 EOF
 
     RMQ_ENV=(
@@ -271,7 +387,7 @@ EOF
     # The sh wrapper stays in front of beam.smp and turns SIGTERM into a clean node stop.
     env "${RMQ_ENV[@]}" "$RABBIT_BIN/rabbitmq-server" </dev/null >"$dir/log/startup.log" 2>&1 &
     RABBIT_PID=$!
-    log "rabbitmq node $RABBIT_NODE starting (amqp 127.0.0.1:$RABBIT_PORT, dist $dist_port, epmd $epmd_port)"
+    log "rabbitmq node $RABBIT_NODE starting (amqp 127.0.0.1:$RABBIT_PORT, amqps $RABBIT_TLS_PORT, dist $dist_port, epmd $epmd_port)"
 }
 
 # Prints what is most likely the cause of a failed start: the first errors, then the last lines.
@@ -309,7 +425,17 @@ wait_for_rabbitmq() {
     # The AMQP listener itself must answer too.
     (exec 3<>"/dev/tcp/127.0.0.1/$RABBIT_PORT") 2>/dev/null \
         || { KEEP_TMP=1; die "rabbitmq node is up but nothing listens on 127.0.0.1:$RABBIT_PORT; see $RABBIT_LOG"; }
+    (exec 3<>"/dev/tcp/127.0.0.1/$RABBIT_TLS_PORT") 2>/dev/null \
+        || { KEEP_TMP=1; die "rabbitmq node is up but its TLS listener does not answer on 127.0.0.1:$RABBIT_TLS_PORT; see $RABBIT_LOG"; }
+    # A user allowed on one vhost only (the TLS tests'); guest stays for the plain tests. The password goes
+    # through stdin, never onto a command line.
+    local password; password="$(random_secret)"
+    rmqctl -q add_vhost conveyor-tls >/dev/null || die "rabbitmqctl add_vhost failed"
+    printf '%s\n' "$password" | timeout 90 env "${RMQ_ENV[@]}" "$RABBIT_BIN/rabbitmqctl" -n "$RABBIT_NODE" -q add_user conveyor-tls >/dev/null \
+        || die "rabbitmqctl add_user failed"
+    rmqctl -q set_permissions -p conveyor-tls conveyor-tls '.*' '.*' '.*' >/dev/null || die "rabbitmqctl set_permissions failed"
     export CONVEYOR_TEST_AMQP="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/"
+    export CONVEYOR_TEST_AMQP_TLS="amqps://conveyor-tls:$password@127.0.0.1:$RABBIT_TLS_PORT/conveyor-tls?ca=$TLS_DIR/ca.pem"
     log "rabbitmq ready on 127.0.0.1:$RABBIT_PORT (pid $RABBIT_PID) in $(elapsed "$RABBIT_T0")s"
 }
 
@@ -437,9 +563,10 @@ stop_tree() {
 }
 
 stop_services() {
-    [[ -n "$REDIS_PID$RABBIT_PID$EPMD_PID$FAUXQS_PID$DYNALITE_PID" ]] || return 0
+    [[ -n "$REDIS_PID$RABBIT_PID$EPMD_PID$FAUXQS_PID$DYNALITE_PID${SENTINEL_PIDS[*]}" ]] || return 0
     local t0; t0="$(now)"
     stop_redis || true
+    stop_sentinel || true
     stop_rabbitmq || true
     stop_emulators || true
     log "services stopped in $(elapsed "$t0")s"
@@ -475,10 +602,13 @@ start_services() {
 
     install_packages
     WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/conveyor-test.XXXXXX")"
+    if ((need_redis || need_rabbit)); then make_certificates; fi
     ((need_rabbit)) && start_rabbitmq
     ((need_redis)) && start_redis
+    if ((need_redis)) && [[ -z "${CONVEYOR_TEST_SENTINEL:-}" ]]; then start_sentinel; fi
     ((need_aws)) && start_emulators
     ((need_rabbit)) && wait_for_rabbitmq
+    if ((${#SENTINEL_PORTS[@]})); then wait_for_sentinel; fi
     return 0
 }
 

@@ -26,7 +26,15 @@ internal static class BuiltInTasks
                 await Task.Delay(TimeSpan.FromMilliseconds(milliseconds), cancellationToken).ConfigureAwait(false);
                 return milliseconds;
             })
-            .Register("fail", string (string message) => throw new InvalidOperationException(message));
+            .Register("fail", string (string message) => throw new InvalidOperationException(message))
+
+            // Kills the worker's process, as a stack overflow or an out-of-memory would: to see a poison message
+            // dead-lettered after Worker:MaxDeliveries deliveries instead of crashing every worker in turn.
+            .Register("crash", string (string message) =>
+            {
+                Environment.FailFast(message);
+                return message;
+            });
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Conveyor.Tls;
 
 namespace Conveyor.RabbitMQ;
 
@@ -10,7 +11,8 @@ namespace Conveyor.RabbitMQ;
 /// <remarks>
 /// Query parameters (on any of the URLs): <c>exchange</c>, <c>exchange_type</c>, <c>binding_key</c>,
 /// <c>max_priority</c>, <c>quorum</c> (<c>true</c>/<c>false</c>), <c>dead_letter_queue</c>, <c>publish_channels</c>,
-/// <c>confirm_timeout</c> (seconds), <c>delay_granularity_ms</c>. An empty path means the default virtual host <c>/</c>;
+/// <c>confirm_timeout</c> (seconds), <c>delay_granularity_ms</c>, <c>ca</c> (a PEM file of CA certificates for
+/// <c>amqps://</c>: see <see cref="RabbitMqBrokerOptions.CaCertificatesPath"/>). An empty path means the default virtual host <c>/</c>;
 /// <c>%2F</c> in the path is the same.
 /// </remarks>
 public static class AmqpUrl
@@ -50,6 +52,12 @@ public static class AmqpUrl
         catch (ArgumentException ex)
         {
             throw new FormatException($"'{urls}': {ex.Message}", ex);
+        }
+
+        if (options.CaCertificatesPath is { } caPath)
+        {
+            // A missing or unreadable CA file fails with the URL, before any connection.
+            _ = CustomCertificateAuthority.Load(caPath, $"'{ConveyorUrls.Redact(urls)}'");
         }
 
         return options;
@@ -95,11 +103,14 @@ public static class AmqpUrl
             case "confirm_timeout":
                 options.ConfirmTimeout = TimeSpan.FromSeconds(Double(value, key, url));
                 break;
+            case "ca":
+                options.CaCertificatesPath = value;
+                break;
             case "delay_granularity_ms":
                 options.DelayGranularity = TimeSpan.FromMilliseconds(Double(value, key, url));
                 break;
             default:
-                throw new FormatException($"{url}: unknown parameter '{key}' (known: exchange, exchange_type, binding_key, max_priority, quorum, dead_letter_queue, publish_channels, confirm_timeout, delay_granularity_ms).");
+                throw new FormatException($"{url}: unknown parameter '{key}' (known: exchange, exchange_type, binding_key, max_priority, quorum, dead_letter_queue, publish_channels, confirm_timeout, delay_granularity_ms, ca).");
         }
     }
 

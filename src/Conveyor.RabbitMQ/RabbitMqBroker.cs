@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Exceptions;
+using Conveyor.Tls;
 
 namespace Conveyor.RabbitMQ;
 
@@ -43,6 +44,7 @@ public sealed class RabbitMqBroker : IBroker
     private readonly RabbitMqBrokerOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly CustomCertificateAuthority? _certificateAuthority;
     private readonly SemaphoreSlim _connectGate = new(1, 1);
     private readonly SemaphoreSlim _adminGate = new(1, 1);
     private readonly ConcurrentDictionary<string, Task> _declaredQueues = new(StringComparer.Ordinal);
@@ -70,6 +72,7 @@ public sealed class RabbitMqBroker : IBroker
         _options = options;
         _time = timeProvider ?? TimeProvider.System;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<RabbitMqBroker>();
+        _certificateAuthority = options.CaCertificatesPath is { } caPath ? CustomCertificateAuthority.Load(caPath, nameof(RabbitMqBrokerOptions.CaCertificatesPath)) : null;
         _publishChannelGates = [.. Enumerable.Range(0, options.PublishChannelPoolSize).Select(_ => new SemaphoreSlim(1, 1))];
     }
 
@@ -325,6 +328,9 @@ public sealed class RabbitMqBroker : IBroker
     /// <summary>Test hook: the consumer stops as if its process were killed.</summary>
     internal static ValueTask SimulateCrashAsync(IMessageConsumer consumer) => ((TrackedConsumer)consumer).Inner.SimulateCrashAsync();
 
+    /// <summary>Test hook: how many channel closes a consumer has seen.</summary>
+    internal static int ConsumerEpoch(IMessageConsumer consumer) => ((TrackedConsumer)consumer).Inner.Epoch;
+
     /// <summary>Test hook: the connection consumers use.</summary>
     internal IConnection? ConsumeConnection => _consumeConnection;
 
@@ -508,10 +514,7 @@ public sealed class RabbitMqBroker : IBroker
             },
         };
 
-        var endpoints = urls.Select(url => new AmqpTcpEndpoint(
-            url.Host,
-            url.IsDefaultPort ? -1 : url.Port,
-            new SslOption(url.Host, enabled: string.Equals(url.Scheme, "amqps", StringComparison.OrdinalIgnoreCase)))).ToList();
+        var endpoints = urls.Select(url => new AmqpTcpEndpoint(url.Host, url.IsDefaultPort ? -1 : url.Port, Tls(url))).ToList();
 
         var connection = await factory.CreateConnectionAsync(endpoints, factory.ClientProvidedName, cancellationToken).ConfigureAwait(false);
         connection.ConnectionShutdownAsync += (_, args) =>
@@ -535,6 +538,18 @@ public sealed class RabbitMqBroker : IBroker
         };
         Log.Connected(_logger, connection.Endpoint.ToString(), purpose);
         return connection;
+    }
+
+    // amqps:// validates the server's certificate: against the private CA when one is set, else the machine's roots.
+    private SslOption Tls(Uri url)
+    {
+        var tls = new SslOption(url.Host, enabled: string.Equals(url.Scheme, "amqps", StringComparison.OrdinalIgnoreCase));
+        if (tls.Enabled && _certificateAuthority is not null)
+        {
+            tls.CertificateValidationCallback = _certificateAuthority.Validator();
+        }
+
+        return tls;
     }
 
     private static Uri WithoutQuery(Uri url) => string.IsNullOrEmpty(url.Query) ? url : new UriBuilder(url) { Query = string.Empty }.Uri;

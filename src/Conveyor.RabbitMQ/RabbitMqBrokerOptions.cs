@@ -17,6 +17,14 @@ public sealed class RabbitMqBrokerOptions
     /// <value>The default value is <c>amqp://guest:guest@localhost:5672/</c>.</value>
     public IList<Uri> Urls { get; } = [];
 
+    /// <summary>
+    /// A PEM file of CA certificates that an <c>amqps://</c> server's certificate must chain to, instead of the
+    /// machine's trust store (a private CA); the host name must still match. URL form: <c>?ca=/path/ca.pem</c>.
+    /// No setting accepts an invalid certificate.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/>: the machine's trust store.</value>
+    public string? CaCertificatesPath { get; set; }
+
     /// <summary>The exchange tasks are published to (machinery's <c>AMQP.Exchange</c>).</summary>
     /// <value>The default value is <c>machinery_exchange</c>, machinery's default.</value>
     public string Exchange { get; set; } = "machinery_exchange";
@@ -134,6 +142,11 @@ public sealed class RabbitMqBrokerOptions
             {
                 throw new ArgumentException($"'{url}' is not an amqp:// or amqps:// URL.", nameof(Urls));
             }
+        }
+
+        if (CaCertificatesPath is not null && !EffectiveUrls.Any(url => url.Scheme == "amqps"))
+        {
+            throw new ArgumentException("CaCertificatesPath applies to TLS only: use amqps:// URLs.", nameof(CaCertificatesPath));
         }
 
         if (MaxPriority is { } priority && (priority < 1 || priority > 255))

@@ -1,3 +1,4 @@
+using Conveyor.RabbitMQ.Internal;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -20,14 +21,15 @@ internal sealed class RabbitMqConveyorProvider(IEnumerable<IConfigureOptions<Rab
     [
         "amqp://user:password@host:5672/[vhost][?exchange=machinery_exchange&max_priority=10&quorum=true] (broker only)",
         "amqp://host1:5672/,amqp://host2:5672/ (failover)",
-        "amqps://… (TLS)",
+        "amqps://…[?ca=/path/ca.pem] (TLS; ca: a private CA)",
     ];
 
     // A throwaway connection proves the broker, credentials and vhost: the host's broker is created after this and
     // connects on first use.
     public async ValueTask ConnectAsync(string url, IServiceProvider services, CancellationToken cancellationToken = default)
     {
-        var probe = new RabbitMqBroker(Options(url), services.GetService<TimeProvider>());
+        var options = Options(url);
+        var probe = new RabbitMqBroker(options, services.GetService<TimeProvider>());
         await using var _ = probe.ConfigureAwait(false);
         try
         {
@@ -35,7 +37,7 @@ internal sealed class RabbitMqConveyorProvider(IEnumerable<IConfigureOptions<Rab
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            throw new InvalidOperationException($"cannot connect to RabbitMQ ({(ex.InnerException ?? ex).Message})", ex);
+            throw new InvalidOperationException(RabbitMqConnectFailure.Explain(ex, options), ex);
         }
     }
 

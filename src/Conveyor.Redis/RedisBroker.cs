@@ -141,6 +141,7 @@ public sealed class RedisBroker : IBroker
             var note = db.SetAddAsync(Keys.Queues, queue);
             await add.ConfigureAwait(false);
             await note.ConfigureAwait(false);
+            await ReplicaAcknowledgement.WaitAsync(db, Options).ConfigureAwait(false);
             _delayedPublished.Set();
             return;
         }
@@ -152,6 +153,7 @@ public sealed class RedisBroker : IBroker
             RedisScripts.Publish,
             [target, Keys.PriorityLevels(queue), Keys.Queues],
             [message.Body, Keys.QueueScope(queue), queue, levelText]).ConfigureAwait(false);
+        await ReplicaAcknowledgement.WaitAsync(db, Options).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>

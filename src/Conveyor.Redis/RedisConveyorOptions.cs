@@ -40,17 +40,18 @@ public sealed class RedisConveyorOptions
 
     /// <summary>
     /// How long a consumer's heartbeat lives. A consumer that stops heartbeating (a crashed or frozen worker) for
-    /// this long is declared dead, and any live consumer of the queue moves its in-flight messages back to the queue.
+    /// this long is declared dead, and any live consumer of the queue moves its in-flight messages back to the queue
+    /// (at its next heartbeat). A live consumer renews its heartbeat whatever its tasks do, so a task may run for hours.
     /// </summary>
-    /// <value>The default value is 30 seconds.</value>
+    /// <value>The default value is 6 seconds: with the 2-second heartbeat, a dead worker's tasks are back in the queue within 8 s.</value>
     [Range(typeof(TimeSpan), "00:00:00.200", "1.00:00:00")]
-    public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromSeconds(6);
 
     /// <summary>
     /// How often a consumer renews its heartbeat and looks for dead consumers of its queue. Must be shorter than
     /// <see cref="VisibilityTimeout"/>; <see langword="null"/> means a third of it.
     /// </summary>
-    /// <value>The default value is <see langword="null"/> (10 seconds with the default visibility timeout).</value>
+    /// <value>The default value is <see langword="null"/> (2 seconds with the default visibility timeout).</value>
     [Range(typeof(TimeSpan), "00:00:00.050", "1.00:00:00")]
     public TimeSpan? HeartbeatInterval { get; set; }
 
@@ -103,6 +104,22 @@ public sealed class RedisConveyorOptions
     /// <value>The default value is <see langword="false"/> (Conveyor's writers publish on <c>conveyor:state:{task id}</c>).</value>
     public bool UseKeyspaceNotifications { get; set; }
 
+    /// <summary>
+    /// How many replicas must acknowledge an enqueue and a final state (Redis <c>WAIT</c>) before it counts as stored.
+    /// Redis replicates asynchronously, so at a Sentinel failover the promoted replica may lack the primary's last
+    /// writes: with 0, tasks enqueued in that window are lost and tasks finished in it run again; with 1, a confirmed
+    /// enqueue or final state is on a replica too. Each such write then waits about one round trip to the replicas.
+    /// URL form: <c>?wait_replicas=1</c>.
+    /// </summary>
+    /// <value>The default value is 0 (no waiting, machinery's behaviour).</value>
+    [Range(0, 16)]
+    public int WaitForReplicas { get; set; }
+
+    /// <summary>How long a write waits for <see cref="WaitForReplicas"/> replicas before it fails (and is retried or redelivered). URL form: <c>?wait_timeout=1</c> (seconds).</summary>
+    /// <value>The default value is 1 second.</value>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00")]
+    public TimeSpan ReplicaWaitTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
     internal TimeSpan EffectiveHeartbeatInterval => HeartbeatInterval ?? VisibilityTimeout / 3;
 
     /// <summary>
@@ -151,6 +168,12 @@ public sealed class RedisConveyorOptions
             throw new ArgumentOutOfRangeException(nameof(DelayedBatchSize), DelayedBatchSize, "RedisConveyorOptions.DelayedBatchSize must be between 1 and 100000.");
         }
 
+        if (WaitForReplicas is < 0 or > 16)
+        {
+            throw new ArgumentOutOfRangeException(nameof(WaitForReplicas), WaitForReplicas, "RedisConveyorOptions.WaitForReplicas must be between 0 and 16.");
+        }
+
+        Check(ReplicaWaitTimeout, TimeSpan.FromMilliseconds(1), TimeSpan.FromMinutes(1), nameof(ReplicaWaitTimeout));
         if (EffectiveHeartbeatInterval >= VisibilityTimeout)
         {
             throw new ArgumentException(

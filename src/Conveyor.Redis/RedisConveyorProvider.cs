@@ -2,6 +2,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using System.Net.Sockets;
+using Conveyor.Redis.Internal;
+using Conveyor.Tls;
 using StackExchange.Redis;
 
 namespace Conveyor.Redis;
@@ -29,7 +31,7 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
         "redis://[[user]:password@]host[:port][/db]",
         "rediss://… (TLS)",
         "redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/master-name[/db]",
-        "…?visibility_timeout=30&heartbeat_interval=10&result_ttl=3600&key_prefix=app1: (seconds)",
+        "…?visibility_timeout=6&heartbeat_interval=2&result_ttl=3600&key_prefix=app1:&ca=/path/ca.pem (seconds; ca: a private CA for rediss://)",
     ];
 
     public async ValueTask ConnectAsync(string url, IServiceProvider services, CancellationToken cancellationToken = default)
@@ -49,6 +51,7 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
                 throw new RedisConnectionException(ConnectionFailureType.UnableToConnect, $"no Redis answers at {EndPoints(connection.GetEndPoints())}");
             }
 
+            await RedisAccessCheck.VerifyAsync(connection, RedisUrl.Parse(key), Options(url).KeyPrefix, cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -58,7 +61,28 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
             // out its whole connect timeout first. The client's connect then checks the rest (TLS, password, role).
             var configuration = Configuration(key, abortOnConnectFail: true);
             await ProbeAsync(configuration.EndPoints, cancellationToken).ConfigureAwait(false);
+            if (configuration.Ssl)
+            {
+                // A refused certificate can make StackExchange.Redis wait out its whole connect timeout, or fail with
+                // a bare AuthenticationFailure: one handshake of our own, validated the same way, says why at once.
+                _ = RedisUrl.Parse(key, out var authority);
+                var endPoint = configuration.EndPoints[0];
+                if (await CustomCertificateAuthority.DiagnoseAsync(endPoint, configuration.SslHost ?? HostOf(endPoint), authority, cancellationToken).ConfigureAwait(false) is { } problem)
+                {
+                    throw new UnauthorizedAccessException($"Redis at {EndPoints([endPoint])}: {problem}");
+                }
+            }
             var connected = await ConnectionMultiplexer.ConnectAsync(configuration).WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await RedisAccessCheck.VerifyAsync(connected, configuration, Options(url).KeyPrefix, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await connected.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+
             bool added;
             lock (_gate)
             {
@@ -96,8 +120,7 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
                 throw;
             }
 
-            var reason = failure.InnerException is { Message.Length: > 0 } inner ? $"{failure.FailureType}: {inner.Message}" : failure.FailureType.ToString();
-            throw new RedisConnectionException(failure.FailureType, $"no Redis answers at {EndPoints(RedisUrl.Parse(key).EndPoints)} ({reason.ReplaceLineEndings(" ")})", failure);
+            throw new RedisConnectionException(failure.FailureType, RedisConnectFailure.Explain(failure, EndPoints(RedisUrl.Parse(key).EndPoints)), failure);
         }
     }
 
@@ -120,6 +143,13 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
 
         throw new RedisConnectionException(ConnectionFailureType.UnableToConnect, refused?.Message ?? "no endpoint", refused);
     }
+
+    private static string HostOf(System.Net.EndPoint endPoint) => endPoint switch
+    {
+        System.Net.DnsEndPoint dns => dns.Host,
+        System.Net.IPEndPoint ip => ip.Address.ToString(),
+        _ => endPoint.ToString() ?? string.Empty,
+    };
 
     private static string EndPoints(IEnumerable<System.Net.EndPoint> endPoints) => string.Join(", ", endPoints.Select(e => e is System.Net.DnsEndPoint dns ? $"{dns.Host}:{dns.Port}" : e.ToString()));
 

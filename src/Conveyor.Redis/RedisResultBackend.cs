@@ -97,6 +97,7 @@ public sealed class RedisResultBackend : IResultBackend
             RedisScripts.SetState,
             [_keys.State(state.TaskId), _keys.Watched],
             [head, createdAt, tail, ttl, _options.UseKeyspaceNotifications ? string.Empty : _keys.StateChannel(state.TaskId), state.State.ToWireName()]).ConfigureAwait(false);
+        await ReplicaAcknowledgement.WaitAsync(Database, _options).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
@@ -132,6 +133,7 @@ public sealed class RedisResultBackend : IResultBackend
         }
 
         await Database.ScriptEvaluateAsync(RedisScripts.SetStates, keys, values).ConfigureAwait(false);
+        await ReplicaAcknowledgement.WaitAsync(Database, _options).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
@@ -251,6 +253,7 @@ public sealed class RedisResultBackend : IResultBackend
         }
 
         var created = (RedisResult[])(await Database.ScriptEvaluateAsync(RedisScripts.Settle, keys, values).ConfigureAwait(false))!;
+        await ReplicaAcknowledgement.WaitAsync(Database, _options).ConfigureAwait(false);
         if (created.Length > 0)
         {
             // One value per key the script read, in step order: remembered until the task's final state.
@@ -363,6 +366,7 @@ public sealed class RedisResultBackend : IResultBackend
         if (pushed is not null)
         {
             await pushed.ConfigureAwait(false);
+            await ReplicaAcknowledgement.WaitAsync(Database, _options).ConfigureAwait(false);
         }
     }
 

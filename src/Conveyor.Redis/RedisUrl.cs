@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Conveyor.Tls;
 using StackExchange.Redis;
 
 namespace Conveyor.Redis;
@@ -9,6 +10,7 @@ public static class RedisUrl
 {
     private const int DefaultPort = 6379;
     private const int DefaultSentinelPort = 26379;
+    private const string CaSetting = "ca";
 
     /// <summary>
     /// Parses <c>redis://[[user]:password@]host[:port][/db]</c>, <c>rediss://…</c> (TLS) and
@@ -21,12 +23,21 @@ public static class RedisUrl
     /// small concurrent calls, and on a small machine the hand-offs between the two pools cost about a fifth of the
     /// worker's CPU (measured with <c>conveyor bench</c> on 2 cores).
     /// </remarks>
-    /// <param name="url">The URL; its query (see <see cref="ApplyOptions"/>) is checked, not applied.</param>
+    /// <para>
+    /// <c>?ca=/path/ca.pem</c> (with <c>rediss://</c>) validates the server's certificate against the CA certificates
+    /// in that PEM file instead of the machine's trust store (a private CA); the host name must still match. Without
+    /// it, the platform's validation applies. No setting accepts an invalid certificate.
+    /// </para>
+    /// <param name="url">The URL; the rest of its query (see <see cref="ApplyOptions"/>) is checked, not applied.</param>
     /// <returns>Configuration for <see cref="ConnectionMultiplexer.ConnectAsync(ConfigurationOptions, TextWriter?)"/>.</returns>
     /// <exception cref="FormatException">The URL is not one of these forms.</exception>
-    public static ConfigurationOptions Parse(string url)
+    public static ConfigurationOptions Parse(string url) => Parse(url, out _);
+
+    /// <summary>As <see cref="Parse(string)"/>, with the private CA the URL names (to explain a failed handshake).</summary>
+    internal static ConfigurationOptions Parse(string url, out CustomCertificateAuthority? authority)
     {
         ArgumentException.ThrowIfNullOrEmpty(url);
+        authority = null;
         var separator = url.IndexOf("://", StringComparison.Ordinal);
         if (separator <= 0)
         {
@@ -42,10 +53,19 @@ public static class RedisUrl
 
         var rest = url[(separator + 3)..];
         var query = rest.IndexOf('?', StringComparison.Ordinal);
+        string? caPath = null;
         if (query >= 0)
         {
             // Conveyor's own settings: checked here so that a typo fails at once; applied by ApplyOptions.
             ApplyOptions(url, new RedisConveyorOptions());
+            foreach (var (name, value) in Settings(url))
+            {
+                if (name == CaSetting)
+                {
+                    caPath = value;
+                }
+            }
+
             rest = rest[..query];
         }
 
@@ -127,6 +147,17 @@ public static class RedisUrl
             options.SslHost = dns.Host;
         }
 
+        if (caPath is not null)
+        {
+            if (!options.Ssl)
+            {
+                throw new FormatException($"'{ConveyorUrls.Redact(ConnectionPart(url))}': ca applies to TLS only; use rediss://.");
+            }
+
+            authority = CustomCertificateAuthority.Load(caPath, $"'{ConveyorUrls.Redact(ConnectionPart(url))}'");
+            options.CertificateValidation += authority.Validator();
+        }
+
         return options;
     }
 
@@ -148,31 +179,56 @@ public static class RedisUrl
             return;
         }
 
-        foreach (var pair in url[(query + 1)..].Split('&', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var (name, value) in Settings(url))
         {
-            var equals = pair.IndexOf('=', StringComparison.Ordinal);
-            var name = equals < 0 ? pair : pair[..equals];
-            var value = Uri.UnescapeDataString(equals < 0 ? string.Empty : pair[(equals + 1)..]);
             switch (name)
             {
                 case "visibility_timeout": options.VisibilityTimeout = Seconds(url, name, value); break;
                 case "heartbeat_interval": options.HeartbeatInterval = Seconds(url, name, value); break;
                 case "result_ttl": options.ResultTtl = Seconds(url, name, value); break;
                 case "key_prefix": options.KeyPrefix = value; break;
+                case "wait_replicas":
+                    options.WaitForReplicas = int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var replicas) && replicas <= 16
+                        ? replicas
+                        : throw new FormatException($"'{ConveyorUrls.Redact(ConnectionPart(url))}': option 'wait_replicas' needs a number of replicas (0 to 16), not '{value}'");
+                    break;
+                case "wait_timeout": options.ReplicaWaitTimeout = Seconds(url, name, value); break;
+                case CaSetting: break; // the connection's (Parse)
                 default:
-                    throw new FormatException($"'{url[..query]}': unknown option '{name}'; use visibility_timeout, heartbeat_interval, result_ttl (seconds) or key_prefix");
+                    throw new FormatException($"'{url[..query]}': unknown option '{name}'; use visibility_timeout, heartbeat_interval, result_ttl, wait_timeout (seconds), key_prefix, wait_replicas or ca (a CA file for rediss://)");
             }
         }
     }
 
-    /// <summary>The URL without its query: what the connection depends on.</summary>
+    /// <summary>The URL without the components' settings: what the connection depends on.</summary>
     /// <param name="url">The URL.</param>
-    /// <returns>The part before <c>?</c>.</returns>
+    /// <returns>The part before <c>?</c>, with the connection's own setting (<c>ca</c>) if the URL has it.</returns>
     public static string ConnectionPart(string url)
     {
         ArgumentNullException.ThrowIfNull(url);
         var query = url.IndexOf('?', StringComparison.Ordinal);
-        return query < 0 ? url : url[..query];
+        if (query < 0)
+        {
+            return url;
+        }
+
+        var connection = Settings(url).Where(s => s.Name == CaSetting).Select(s => $"{s.Name}={Uri.EscapeDataString(s.Value)}").ToList();
+        return connection.Count == 0 ? url[..query] : url[..query] + "?" + string.Join('&', connection);
+    }
+
+    private static IEnumerable<(string Name, string Value)> Settings(string url)
+    {
+        var query = url.IndexOf('?', StringComparison.Ordinal);
+        if (query < 0)
+        {
+            yield break;
+        }
+
+        foreach (var pair in url[(query + 1)..].Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var equals = pair.IndexOf('=', StringComparison.Ordinal);
+            yield return (equals < 0 ? pair : pair[..equals], Uri.UnescapeDataString(equals < 0 ? string.Empty : pair[(equals + 1)..]));
+        }
     }
 
     private static TimeSpan Seconds(string url, string name, string value) =>

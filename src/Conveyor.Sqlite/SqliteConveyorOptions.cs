@@ -17,17 +17,18 @@ public sealed class SqliteConveyorOptions
 
     /// <summary>
     /// How long a delivered message stays invisible to other consumers without a heartbeat from its consumer. A
-    /// consumer that dies (no heartbeat) loses its messages to another consumer after this long.
+    /// consumer that dies (no heartbeat) loses its messages to another consumer after this long; a live consumer
+    /// extends the lease every <see cref="HeartbeatInterval"/>, so a task may run for hours.
     /// </summary>
-    /// <value>The default value is 30 seconds.</value>
+    /// <value>The default value is 6 seconds: a dead worker's tasks run elsewhere within 6 s of its last heartbeat.</value>
     [Range(typeof(TimeSpan), "00:00:00.100", "1.00:00:00")]
-    public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromSeconds(6);
 
     /// <summary>
     /// How often a consumer extends the leases of the messages it holds. Must be shorter than
     /// <see cref="VisibilityTimeout"/>; <see langword="null"/> means a third of it.
     /// </summary>
-    /// <value>The default value is <see langword="null"/> (a third of <see cref="VisibilityTimeout"/>, 10 seconds by default).</value>
+    /// <value>The default value is <see langword="null"/> (a third of <see cref="VisibilityTimeout"/>, 2 seconds by default).</value>
     [Range(typeof(TimeSpan), "00:00:00.010", "1.00:00:00")]
     public TimeSpan? HeartbeatInterval { get; set; }
 

@@ -17,7 +17,7 @@ internal sealed class SqliteConveyorProvider(IEnumerable<IConfigureOptions<Sqlit
     [
         "sqlite://conveyor.db (relative to the working folder)",
         "sqlite:///var/lib/conveyor.db (absolute)",
-        "…?visibility_timeout=30&result_ttl=3600&busy_timeout=5 (seconds)",
+        "…?visibility_timeout=6&result_ttl=3600&busy_timeout=5 (seconds)",
     ];
 
     public string? Validate(string url)

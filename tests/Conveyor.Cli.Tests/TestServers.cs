@@ -10,6 +10,12 @@ internal static class TestServers
 
     public static string AmqpUrl => Require("CONVEYOR_TEST_AMQP", "amqp://guest:guest@127.0.0.1:PORT/");
 
+    /// <summary>Redis over TLS as an ACL user limited to keys and channels under <c>conveyor-tls:</c> (a rediss:// URL with <c>?ca=</c>).</summary>
+    public static string RedisTlsUrl => Require("CONVEYOR_TEST_REDIS_TLS", "rediss://user:password@127.0.0.1:PORT?ca=/path/ca.pem");
+
+    /// <summary>RabbitMQ's TLS listener as a user allowed on one vhost only (an amqps:// URL with <c>?ca=</c>).</summary>
+    public static string AmqpTlsUrl => Require("CONVEYOR_TEST_AMQP_TLS", "amqps://user:password@127.0.0.1:PORT/vhost?ca=/path/ca.pem");
+
     private static string Require(string variable, string example) =>
         Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value
             ? value

@@ -158,6 +158,16 @@ public sealed class RabbitMqBrokerTests(RabbitMqRedisProviderFactory factory) : 
         Assert.Equal(1, await t.Broker.RequeueDeadLettersAsync(10));
     }
 
+    [Theory]
+    [InlineData("amqps://u:hunter2@h/vh?ca=/no/such/ca.pem", "cannot read the CA file /no/such/ca.pem")]
+    [InlineData("amqp://u:hunter2@h/vh?ca=/etc/hostname", "CaCertificatesPath applies to TLS only")]
+    public void AmqpUrl_BadCa_ThrowsSayingWhy(string url, string expected)
+    {
+        var error = Assert.Throws<FormatException>(() => AmqpUrl.Parse(url));
+
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Ack_CoalescedBehindAHeldDelivery_FreesThePrefetchWindow_AndNothingComesBack()
     {

@@ -30,7 +30,13 @@ public class RabbitMqProviderFactory : IConveyorProviderFactory
 
     public TimeSpan RedeliveryTimeout => TimeSpan.Zero;
 
-    public RabbitMqBrokerOptions BrokerOptions() => TestServers.BrokerOptions(Exchange);
+    public RabbitMqBrokerOptions BrokerOptions() => TestServers.BrokerOptions(Exchange, Tls, Quorum);
+
+    /// <summary>Whether the broker connects over TLS (<c>amqps://</c>) as the user limited to one vhost.</summary>
+    protected virtual bool Tls => false;
+
+    /// <summary>Whether work queues are quorum queues.</summary>
+    protected virtual bool Quorum => false;
 
     public async ValueTask<IBroker> CreateBrokerAsync(CancellationToken cancellationToken = default)
     {
@@ -63,7 +69,7 @@ public class RabbitMqProviderFactory : IConveyorProviderFactory
         // are named after tests; they are purged by each test and are cheap when empty).
         try
         {
-            await using var connection = await TestServers.ConnectRawAsync();
+            await using var connection = Tls ? await TestServers.ConnectRawTlsAsync() : await TestServers.ConnectRawAsync();
             await using var channel = await connection.CreateChannelAsync();
             await channel.QueueDeleteAsync(Exchange + ".dead_letters", ifUnused: false, ifEmpty: false);
             await channel.ExchangeDeleteAsync(Exchange, ifUnused: false);
@@ -130,6 +136,61 @@ public sealed class RabbitMqRedisProviderFactory : RabbitMqProviderFactory
         await base.DisposeAsync();
     }
 }
+
+/// <summary>
+/// Work queues as quorum queues (replicated, with a delivery count; no priorities): the same suites must pass.
+/// </summary>
+public sealed class RabbitMqQuorumProviderFactory : RabbitMqProviderFactory
+{
+    public override string Name => "rabbitmq quorum queues + sqlite backend";
+
+    protected override bool Quorum => true;
+}
+
+/// <summary>
+/// The same suites over TLS (<c>amqps://</c>, the certificate checked against the test CA through <c>?ca=</c>) as a
+/// user allowed on one vhost only.
+/// </summary>
+public sealed class RabbitMqTlsProviderFactory : RabbitMqProviderFactory
+{
+    public override string Name => "rabbitmq over TLS, one-vhost user + sqlite backend";
+
+    protected override bool Tls => true;
+}
+
+public sealed class RabbitMqQuorumBrokerConformanceTests(RabbitMqQuorumProviderFactory factory) : BrokerConformanceTests<RabbitMqQuorumProviderFactory>(factory)
+{
+    // Quorum queues have no x-max-priority (RabbitMQ 3.10; 3.12 adds two levels only): the broker does not claim
+    // priorities, and messages published with one are all delivered, once each, in publish order.
+    [Fact]
+    public override async Task Priority_HigherPriorityIsDeliveredFirst_FifoWithinAPriority()
+    {
+        await using var t = await ConveyorTestContext.CreateAsync(Factory);
+        Assert.False(t.Broker.Capabilities.HasFlag(BrokerCapabilities.Priorities));
+        string[] published = ["low1", "high1", "low2", "high2"];
+        foreach (var (text, priority) in published.Select(text => (text, (byte)(text.StartsWith("high", StringComparison.Ordinal) ? 9 : 1))))
+        {
+            await t.Broker.PublishAsync(new OutgoingMessage("task_" + text, t.Queue, System.Text.Encoding.UTF8.GetBytes(text)) { Priority = priority });
+        }
+
+        await using var consumer = await t.Broker.ConsumeAsync(t.Queue, new ConsumeOptions { Prefetch = 1 });
+        var order = new List<string>();
+        for (var i = 0; i < published.Length; i++)
+        {
+            var delivery = await consumer.Deliveries.ReadAsync().AsTask().WaitAsync(ConveyorTestContext.Timeout);
+            order.Add(System.Text.Encoding.UTF8.GetString(delivery.Body.Span));
+            await delivery.AckAsync();
+        }
+
+        Assert.Equal(published, order);
+    }
+}
+
+public sealed class RabbitMqQuorumWorkerConformanceTests(RabbitMqQuorumProviderFactory factory) : WorkerConformanceTests<RabbitMqQuorumProviderFactory>(factory);
+
+public sealed class RabbitMqTlsBrokerConformanceTests(RabbitMqTlsProviderFactory factory) : BrokerConformanceTests<RabbitMqTlsProviderFactory>(factory);
+
+public sealed class RabbitMqTlsWorkerConformanceTests(RabbitMqTlsProviderFactory factory) : WorkerConformanceTests<RabbitMqTlsProviderFactory>(factory);
 
 public sealed class RabbitMqBrokerConformanceTests(RabbitMqProviderFactory factory) : BrokerConformanceTests<RabbitMqProviderFactory>(factory);
 

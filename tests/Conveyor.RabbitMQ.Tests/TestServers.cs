@@ -18,18 +18,37 @@ internal static class TestServers
                 $"{AmqpVariable} is not set: the RabbitMQ tests need a RabbitMQ server. Run them through `bash scripts/test.sh` (it installs and starts one), " +
                 $"or start one yourself and set {AmqpVariable}=amqp://guest:guest@127.0.0.1:PORT/.");
 
+    public const string AmqpTlsVariable = "CONVEYOR_TEST_AMQP_TLS";
+
+    /// <summary>
+    /// The same node's TLS listener: <c>CONVEYOR_TEST_AMQP_TLS</c>, an <c>amqps://user:password@host:port/vhost?ca=/path/ca.pem</c>
+    /// URL whose user is allowed on that one vhost only (<c>scripts/test.sh</c> makes the CA, the vhost and the user).
+    /// </summary>
+    public static string AmqpTlsUrl =>
+        Environment.GetEnvironmentVariable(AmqpTlsVariable) is { Length: > 0 } url
+            ? url
+            : throw new InvalidOperationException(
+                $"{AmqpTlsVariable} is not set: these tests need RabbitMQ's TLS listener and a user limited to one vhost. Run them through `bash scripts/test.sh` (it makes a throwaway CA and sets both up), " +
+                $"or set {AmqpTlsVariable}=amqps://user:password@127.0.0.1:PORT/vhost?ca=/path/ca.pem.");
+
     /// <summary>Options for a broker on the test server, on an exchange of its own.</summary>
-    public static RabbitMqBrokerOptions BrokerOptions(string exchange)
+    public static RabbitMqBrokerOptions BrokerOptions(string exchange) => BrokerOptions(exchange, tls: false, quorum: false);
+
+    /// <summary>Options for a broker on the test server (over TLS as the one-vhost user, or plain), on an exchange of its own.</summary>
+    public static RabbitMqBrokerOptions BrokerOptions(string exchange, bool tls, bool quorum)
     {
-        var options = new RabbitMqBrokerOptions
+        var options = tls ? global::Conveyor.RabbitMQ.AmqpUrl.Parse(AmqpTlsUrl) : new RabbitMqBrokerOptions();
+        options.Exchange = exchange;
+        options.MaxPriority = quorum ? null : 10; // quorum queues have no x-max-priority
+        options.UseQuorumQueues = quorum;
+        options.NetworkRecoveryInterval = TimeSpan.FromMilliseconds(200);
+        options.ConfirmTimeout = TimeSpan.FromSeconds(10);
+        options.PublishRetryTimeout = TimeSpan.FromSeconds(5);
+        if (!tls)
         {
-            Exchange = exchange,
-            MaxPriority = 10,
-            NetworkRecoveryInterval = TimeSpan.FromMilliseconds(200),
-            ConfirmTimeout = TimeSpan.FromSeconds(10),
-            PublishRetryTimeout = TimeSpan.FromSeconds(5),
-        };
-        options.Urls.Add(AmqpUrl);
+            options.Urls.Add(AmqpUrl);
+        }
+
         return options;
     }
 
@@ -47,6 +66,18 @@ internal static class TestServers
                 $"{AmqpVariable}={url}, but no RabbitMQ answers there ({ex.InnerException?.Message ?? ex.Message}). Run the tests through `bash scripts/test.sh`, or start rabbitmq-server on that address.",
                 ex);
         }
+    }
+
+    /// <summary>A raw client connection to the TLS listener as the one-vhost user, the certificate checked against the test CA.</summary>
+    public static async Task<IConnection> ConnectRawTlsAsync()
+    {
+        var options = global::Conveyor.RabbitMQ.AmqpUrl.Parse(AmqpTlsUrl);
+        var url = options.Urls[0];
+        var factory = new ConnectionFactory { Uri = url };
+        factory.Ssl.Enabled = true;
+        factory.Ssl.ServerName = url.Host;
+        factory.Ssl.CertificateValidationCallback = global::Conveyor.Tls.CustomCertificateAuthority.Load(options.CaCertificatesPath!, AmqpTlsVariable).Validator();
+        return await factory.CreateConnectionAsync();
     }
 
     /// <summary>Fails with a clear message when RabbitMQ is not there.</summary>

@@ -28,7 +28,7 @@ public class RedisProviderFactory : IConveyorProviderFactory
             HeartbeatInterval = TimeSpan.FromMilliseconds(250),
             ResultTtl = TimeSpan.FromMinutes(10),
         };
-        _multiplexer = new(() => RedisTestServer.ConnectAsync());
+        _multiplexer = new(ConnectAsync);
     }
 
     public RedisConveyorOptions Options { get; }
@@ -38,6 +38,9 @@ public class RedisProviderFactory : IConveyorProviderFactory
     public TimeSpan RedeliveryTimeout => Options.VisibilityTimeout + Options.EffectiveHeartbeatInterval;
 
     public Task<ConnectionMultiplexer> MultiplexerAsync() => _multiplexer.Value;
+
+    /// <summary>Opens the class's multiplexer (once).</summary>
+    protected virtual Task<ConnectionMultiplexer> ConnectAsync() => RedisTestServer.ConnectAsync();
 
     public virtual async ValueTask<IBroker> CreateBrokerAsync(CancellationToken cancellationToken = default) =>
         new RedisBroker(await MultiplexerAsync(), Options);
@@ -102,6 +105,44 @@ public sealed class MachineryLayoutChordProtocolConformanceTests(MachineryLayout
 public sealed class RedisWorkerConformanceTests(RedisProviderFactory factory) : WorkerConformanceTests<RedisProviderFactory>(factory);
 
 public sealed class RedisSchedulerConformanceTests(RedisProviderFactory factory) : SchedulerConformanceTests<RedisProviderFactory>(factory)
+{
+    protected override async ValueTask<IDistributedLock> CreateLockAsync() => new RedisDistributedLock(await Factory.MultiplexerAsync(), Factory.Options);
+}
+
+/// <summary>
+/// The same suites over TLS (<c>rediss://</c>, the certificate checked against the test CA through <c>?ca=</c>) as an
+/// ACL user that may touch only keys and channels under <c>conveyor-tls:</c>: every key and channel Conveyor uses must
+/// carry the key prefix, or Redis answers NOPERM.
+/// </summary>
+public sealed class RedisTlsProviderFactory() : RedisProviderFactory(RedisTestServer.TlsKeyPrefix + Guid.NewGuid().ToString("N")[..8] + ":")
+{
+    public override string Name => "redis over TLS, ACL user";
+
+    protected override async Task<ConnectionMultiplexer> ConnectAsync()
+    {
+        var options = RedisUrl.Parse(RedisTestServer.TlsUrl);
+        options.AbortOnConnectFail = true;
+        options.ConnectTimeout = 5000;
+        try
+        {
+            return await ConnectionMultiplexer.ConnectAsync(options);
+        }
+        catch (RedisConnectionException ex)
+        {
+            throw new InvalidOperationException(
+                $"{RedisTestServer.TlsVariable} is set, but no Redis answers there over TLS as its user ({ex.Message}). Run the tests through `bash scripts/test.sh`.",
+                ex);
+        }
+    }
+}
+
+public sealed class RedisTlsBrokerConformanceTests(RedisTlsProviderFactory factory) : BrokerConformanceTests<RedisTlsProviderFactory>(factory);
+
+public sealed class RedisTlsResultBackendConformanceTests(RedisTlsProviderFactory factory) : ResultBackendConformanceTests<RedisTlsProviderFactory>(factory);
+
+public sealed class RedisTlsWorkerConformanceTests(RedisTlsProviderFactory factory) : WorkerConformanceTests<RedisTlsProviderFactory>(factory);
+
+public sealed class RedisTlsSchedulerConformanceTests(RedisTlsProviderFactory factory) : SchedulerConformanceTests<RedisTlsProviderFactory>(factory)
 {
     protected override async ValueTask<IDistributedLock> CreateLockAsync() => new RedisDistributedLock(await Factory.MultiplexerAsync(), Factory.Options);
 }

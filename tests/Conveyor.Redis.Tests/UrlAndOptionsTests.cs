@@ -84,10 +84,62 @@ public sealed class RedisUrlTests
         Assert.Equal("redis://127.0.0.1:6390/2", RedisUrl.ConnectionPart(Url));
     }
 
+    [Fact]
+    public void ApplyOptions_WaitReplicas_SetsTheReplicasAndTheirTimeout()
+    {
+        var options = new RedisConveyorOptions();
+
+        RedisUrl.ApplyOptions("redis+sentinel://h:26379/primary?wait_replicas=1&wait_timeout=0.5", options);
+
+        Assert.Equal(1, options.WaitForReplicas);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), options.ReplicaWaitTimeout);
+        Assert.Equal(0, new RedisConveyorOptions().WaitForReplicas);
+    }
+
+    [Fact]
+    public void Parse_CaFile_ValidatesAgainstItAndTheConnectionKeepsIt()
+    {
+        var ca = Path.Combine(Path.GetTempPath(), $"conveyor-ca-{Guid.NewGuid():N}.pem");
+        using (var key = System.Security.Cryptography.ECDsa.Create())
+        {
+            var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=test CA", key, System.Security.Cryptography.HashAlgorithmName.SHA256);
+            using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddDays(1));
+            File.WriteAllText(ca, certificate.ExportCertificatePem());
+        }
+
+        try
+        {
+            var url = $"rediss://app:pw@cache.internal:6380?key_prefix=a%3A&ca={Uri.EscapeDataString(ca)}";
+
+            var options = RedisUrl.Parse(url);
+
+            Assert.True(options.Ssl);
+            Assert.Equal($"rediss://app:pw@cache.internal:6380?ca={Uri.EscapeDataString(ca)}", RedisUrl.ConnectionPart(url));
+            RedisUrl.ApplyOptions(url, new RedisConveyorOptions()); // ca is the connection's, not unknown
+        }
+        finally
+        {
+            File.Delete(ca);
+        }
+    }
+
+    [Theory]
+    [InlineData("rediss://u:hunter2@h:1?ca=/no/such/ca.pem", "cannot read the CA file /no/such/ca.pem")]
+    [InlineData("redis://u:hunter2@h:1?ca=/etc/hostname", "ca applies to TLS only; use rediss://")]
+    [InlineData("rediss://u:hunter2@h:1?ca=", "ca needs the path of a PEM file")]
+    public void Parse_BadCa_ThrowsSayingWhyWithoutThePassword(string url, string expected)
+    {
+        var error = Assert.Throws<FormatException>(() => RedisUrl.Parse(url));
+
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", error.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("redis://h:1?visibility_timeout=0", "option 'visibility_timeout' needs a positive number of seconds, not '0'")]
     [InlineData("redis://h:1?result_ttl=soon", "option 'result_ttl' needs a positive number of seconds, not 'soon'")]
     [InlineData("redis://h:1?ssl=true", "unknown option 'ssl'")]
+    [InlineData("redis://h:1?wait_replicas=all", "option 'wait_replicas' needs a number of replicas (0 to 16), not 'all'")]
     public void ApplyOptions_BadSetting_ThrowsNamingIt(string url, string expected)
     {
         var error = Assert.Throws<FormatException>(() => RedisUrl.ApplyOptions(url, new RedisConveyorOptions()));
@@ -133,6 +185,8 @@ public sealed class RedisConveyorOptionsTests
         Assert.Equal(string.Empty, options.KeyPrefix);
         Assert.Equal(TimeSpan.FromSeconds(3600), options.ResultTtl);
         Assert.Equal("delayed_tasks", options.DelayedTasksKey);
-        Assert.Equal(TimeSpan.FromSeconds(10), options.EffectiveHeartbeatInterval);
+        Assert.Equal(TimeSpan.FromSeconds(6), options.VisibilityTimeout); // a dead worker's tasks are back within 8 s
+        Assert.Equal(TimeSpan.FromSeconds(2), options.EffectiveHeartbeatInterval);
+        Assert.Equal(0, options.WaitForReplicas);
     }
 }

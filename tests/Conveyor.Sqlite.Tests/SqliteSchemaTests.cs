@@ -164,6 +164,7 @@ public sealed class SqliteSchemaTests : IDisposable
             HeartbeatInterval = TimeSpan.FromSeconds(2),
         }));
         Assert.Throws<ArgumentOutOfRangeException>(() => new SqliteResultBackend(new SqliteConveyorOptions { DatabasePath = "x.db", ResultTtl = TimeSpan.Zero }));
-        Assert.Equal(TimeSpan.FromSeconds(10), new SqliteConveyorOptions().EffectiveHeartbeatInterval);
+        Assert.Equal(TimeSpan.FromSeconds(2), new SqliteConveyorOptions().EffectiveHeartbeatInterval);
+        Assert.Equal(TimeSpan.FromSeconds(6), new SqliteConveyorOptions().VisibilityTimeout);
     }
 }

@@ -21,6 +21,23 @@ internal static class RedisTestServer
     /// <summary>The server as a Conveyor URL: <c>redis://host:port</c>.</summary>
     public static string Url => "redis://" + Address;
 
+    public const string TlsVariable = "CONVEYOR_TEST_REDIS_TLS";
+
+    /// <summary>
+    /// The same kind of server over TLS with an ACL user: <c>CONVEYOR_TEST_REDIS_TLS</c>, a
+    /// <c>rediss://user:password@host:port?ca=/path/ca.pem</c> URL whose user may only touch keys and channels under
+    /// <c>conveyor-tls:</c> (<c>scripts/test.sh</c> makes the CA and the user).
+    /// </summary>
+    public static string TlsUrl =>
+        Environment.GetEnvironmentVariable(TlsVariable) is { Length: > 0 } url
+            ? url
+            : throw new InvalidOperationException(
+                $"{TlsVariable} is not set: these tests need Redis over TLS with an ACL user. Run them through `bash scripts/test.sh` (it makes a throwaway CA and starts one), " +
+                $"or set {TlsVariable}=rediss://user:password@127.0.0.1:PORT?ca=/path/ca.pem for a server whose user may touch keys and channels under conveyor-tls:.");
+
+    /// <summary>The key prefix the TLS server's ACL user is limited to.</summary>
+    public const string TlsKeyPrefix = "conveyor-tls:";
+
     /// <summary>Connects a new multiplexer, or fails with a message naming the variable.</summary>
     public static async Task<ConnectionMultiplexer> ConnectAsync(string? clientName = null, bool admin = false)
     {

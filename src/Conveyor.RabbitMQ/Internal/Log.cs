@@ -32,4 +32,7 @@ internal static partial class Log
 
     [LoggerMessage(4022, LogLevel.Debug, "A delivery of queue {Queue} was not settled: its channel closed since; RabbitMQ delivers it again")]
     public static partial void StaleDelivery(ILogger logger, string queue);
+
+    [LoggerMessage(4023, LogLevel.Debug, "Dropped a buffered delivery of queue {Queue} received before a connection loss: RabbitMQ delivers it again")]
+    public static partial void DroppedStaleDelivery(ILogger logger, string queue);
 }

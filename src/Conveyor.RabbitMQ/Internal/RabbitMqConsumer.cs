@@ -23,6 +23,7 @@ internal sealed class RabbitMqConsumer : AsyncDefaultBasicConsumer, IMessageCons
     private readonly IConnection _connection;
     private readonly ILogger _logger;
     private readonly Channel<IBrokerDelivery> _deliveries = System.Threading.Channels.Channel.CreateUnbounded<IBrokerDelivery>(new UnboundedChannelOptions { SingleWriter = true });
+    private readonly CurrentDeliveryReader _current;
     private int _epoch;
     private long _unsettled;
     private int _stopped;
@@ -47,13 +48,14 @@ internal sealed class RabbitMqConsumer : AsyncDefaultBasicConsumer, IMessageCons
         _connection = connection;
         Queue = queue;
         _logger = logger;
+        _current = new CurrentDeliveryReader(_deliveries.Reader, static delivery => ((Delivery)delivery).DropIfStale());
     }
 
     public string Queue { get; }
 
     public string? Tag { get; set; }
 
-    public ChannelReader<IBrokerDelivery> Deliveries => _deliveries.Reader;
+    public ChannelReader<IBrokerDelivery> Deliveries => _current;
 
     internal int Epoch => Volatile.Read(ref _epoch);
 
@@ -413,6 +415,18 @@ internal sealed class RabbitMqConsumer : AsyncDefaultBasicConsumer, IMessageCons
         }
 
         private bool IsCurrent() => epoch == owner.Epoch && owner.Channel.IsOpen;
+
+        /// <summary>Drops a buffered delivery of a channel that has closed (RabbitMQ delivers it again); see <see cref="CurrentDeliveryReader"/>.</summary>
+        public bool DropIfStale()
+        {
+            if (epoch == owner.Epoch || Interlocked.Exchange(ref _settled, 1) != 0)
+            {
+                return false;
+            }
+
+            Log.DroppedStaleDelivery(owner._logger, owner.Queue);
+            return true;
+        }
 
         /// <summary>Hands the settlement to the consumer's sender loop; the frame follows in order, without waiting here.</summary>
         private ValueTask SettleAsync(SettleKind kind)

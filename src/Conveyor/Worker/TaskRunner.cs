@@ -106,6 +106,12 @@ internal sealed class TaskRunner
             return;
         }
 
+        if (_options.MaxDeliveries is { } maxDeliveries && delivery.DeliveryCount > maxDeliveries)
+        {
+            await DeadLetterPoisonAsync(delivery, signature, delivery.DeliveryCount - 1).ConfigureAwait(false);
+            return;
+        }
+
         var attempt = ReadAttempt(signature);
         if (_diagnostics.QueueWait.Enabled && ConveyorDiagnostics.ReadyAt(signature) is { } readyAt)
         {
@@ -333,6 +339,22 @@ internal sealed class TaskRunner
         }
 
         var reason = $"task \"{signature.Name}\" is not registered";
+        await _settler.WriteAsync(new TaskStateRecord
+        {
+            TaskId = signature.Id,
+            TaskName = signature.Name,
+            State = TaskState.Failure,
+            Error = $"dead-lettered: {reason}",
+            CreatedAt = _time.GetUtcNow(),
+        }).ConfigureAwait(false);
+        _diagnostics.Failed.Add(1, DestinationTag(delivery), TaskNameTag(signature));
+        await DeadLetterAsync(delivery, reason).ConfigureAwait(false);
+    }
+
+    // Each earlier delivery ended without a settlement: its worker died (or handed the message back) mid-task.
+    private async Task DeadLetterPoisonAsync(IBrokerDelivery delivery, Signature signature, int deaths)
+    {
+        var reason = $"worker died {deaths} times while running this task";
         await _settler.WriteAsync(new TaskStateRecord
         {
             TaskId = signature.Id,

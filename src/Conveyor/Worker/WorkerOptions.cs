@@ -54,6 +54,18 @@ public sealed class WorkerOptions
     /// <summary>The delay before an unregistered task is offered again, under <see cref="UnregisteredTaskPolicy.Requeue"/>. The default value is 30 seconds.</summary>
     public TimeSpan UnregisteredRequeueDelay { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The most times a message is delivered to workers that died (or handed it back) before it finished: the next
+    /// delivery dead-letters it with the reason "worker died N times while running this task", so that a task that
+    /// kills its process (a stack overflow, <see cref="Environment.FailFast(string)"/>, out of memory) does not take
+    /// the fleet down in turn forever. Counted by brokers that count deliveries (SQLite, SQS, RabbitMQ quorum
+    /// queues, in-memory); on the others (Redis, RabbitMQ classic queues) a message is never dead-lettered this way.
+    /// <see langword="null"/> turns it off.
+    /// </summary>
+    /// <value>The default value is 5.</value>
+    [Range(1, int.MaxValue)]
+    public int? MaxDeliveries { get; set; } = 5;
+
     /// <summary>How long to wait before consuming again after the broker failed. The default value is 1 second (doubling up to 30).</summary>
     public TimeSpan ReconnectDelay { get; set; } = TimeSpan.FromSeconds(1);
 
