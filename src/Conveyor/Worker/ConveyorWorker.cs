@@ -36,6 +36,7 @@ public sealed class ConveyorWorker : BackgroundService
     private readonly TimeProvider _time;
     private readonly ConveyorDiagnostics _diagnostics;
     private CancellationTokenSource _hardStop;
+    private WorkerControl? _control;
     private int _inFlight;
 
     /// <summary>Creates a worker. It does nothing until started.</summary>
@@ -111,6 +112,7 @@ public sealed class ConveyorWorker : BackgroundService
             }
         });
 
+        var control = await StartControlAsync(stoppingToken).ConfigureAwait(false);
         var sampler = _options.QueueDepthSampleInterval > TimeSpan.Zero ? SampleQueueDepthAsync(stoppingToken) : Task.CompletedTask;
         var reconnectDelay = _options.ReconnectDelay;
         while (!stoppingToken.IsCancellationRequested)
@@ -118,6 +120,8 @@ public sealed class ConveyorWorker : BackgroundService
             IMessageConsumer? consumer = null;
             try
             {
+                // A paused queue: no consumer at all (on RabbitMQ its basic.consume is canceled), until resumed.
+                var loopToken = control is null ? stoppingToken : await control.WaitForResumeAsync(Queue, stoppingToken).ConfigureAwait(false);
                 consumer = await _client.Broker.ConsumeAsync(
                     Queue,
                     new ConsumeOptions { Prefetch = _options.EffectivePrefetch, ConsumerName = Name },
@@ -128,11 +132,11 @@ public sealed class ConveyorWorker : BackgroundService
                 var loops = new Task[_options.Concurrency];
                 for (var i = 0; i < loops.Length; i++)
                 {
-                    loops[i] = RunLoopAsync(consumer.Deliveries, stoppingToken);
+                    loops[i] = RunLoopAsync(consumer.Deliveries, loopToken);
                 }
 
                 await Task.WhenAll(loops).ConfigureAwait(false);
-                if (!stoppingToken.IsCancellationRequested)
+                if (!stoppingToken.IsCancellationRequested && !loopToken.IsCancellationRequested)
                 {
                     throw new InvalidOperationException($"The consumer of queue {Queue} ended.");
                 }
@@ -158,6 +162,11 @@ public sealed class ConveyorWorker : BackgroundService
         }
 
         await sampler.ConfigureAwait(false);
+        if (control is not null)
+        {
+            await control.DisposeAsync().ConfigureAwait(false);
+        }
+
         if (InFlight > 0 && hardStop.IsCancellationRequested)
         {
             Log.GracePeriodExceeded(_logger, Name, InFlight);
@@ -287,7 +296,15 @@ public sealed class ConveyorWorker : BackgroundService
         // A scope per task, as ASP.NET Core has one per request: scoped services (a DbContext) live for one task.
         var scope = _scopeFactory?.CreateAsyncScope();
         await using var scopeDisposal = (scope is { } taskScope ? (IAsyncDisposable)taskScope : NoScope.Instance).ConfigureAwait(false);
-        var context = new TaskContext(signature, attempt, scope?.ServiceProvider ?? _services, token);
+        using var running = _control?.Track(signature.Id, token);
+        token = running?.Token ?? token;
+        var context = new TaskContext(signature, attempt, scope?.ServiceProvider ?? _services, token) { Progress = _control?.Store, Clock = _time };
+        if (_control?.IsRevoked(signature.Id) == true)
+        {
+            // Revoked before it ran: it never runs; its final state says revoked (machinery reads FAILURE as final).
+            await FailRevokedAsync(delivery, signature, context, baseState, attempt, activity).ConfigureAwait(false);
+            return;
+        }
 
         if (_options.BeforeTask is { } beforeTask)
         {
@@ -347,6 +364,13 @@ public sealed class ConveyorWorker : BackgroundService
             activity?.SetStatus(ActivityStatusCode.Error, "worker stopped");
             activity?.SetTag("error.type", "conveyor.worker_stopped");
             await delivery.ReleaseAsync(CancellationToken.None).ConfigureAwait(false);
+            return;
+        }
+
+        if (error is not null && running is { WasRevoked: true })
+        {
+            // Revoked while it ran: its token was canceled; a handler that ignored it was abandoned (WaitAsync).
+            await FailRevokedAsync(delivery, signature, context, baseState, attempt, activity).ConfigureAwait(false);
             return;
         }
 
@@ -450,7 +474,7 @@ public sealed class ConveyorWorker : BackgroundService
         await _client.Backend.SetStateAsync(final).ConfigureAwait(false);
         activity?.SetTag("conveyor.task.state", "FAILURE");
         _diagnostics.Failed.Add(1, DestinationTag(delivery), TaskNameTag(signature));
-        Log.TaskFailed(_logger, error is TaskArgumentException or TimeoutException ? null : error, signature.Name, signature.Id, message);
+        Log.TaskFailed(_logger, error is TaskArgumentException or TimeoutException or TaskRevokedException ? null : error, signature.Name, signature.Id, message);
 
         if (signature.OnErrorOrNull is { Count: > 0 } errorCallbacks)
         {
@@ -468,6 +492,32 @@ public sealed class ConveyorWorker : BackgroundService
         }
 
         await delivery.AckAsync(CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>Starts following the fleet's control state when a management store is configured.</summary>
+    private async Task<WorkerControl?> StartControlAsync(CancellationToken stoppingToken)
+    {
+        var store = _options.ManagementStore ?? _services?.GetService(typeof(IManagementStore)) as IManagementStore;
+        if (store is null)
+        {
+            return null;
+        }
+
+        var control = new WorkerControl(store, WorkerControl.Describe(Name, Queue, _options.Concurrency, _time), _options, _time, _logger);
+        await control.StartAsync(stoppingToken).ConfigureAwait(false);
+        _control = control;
+        return control;
+    }
+
+    /// <summary>A revoked task ends as FAILURE with its revocation's error, never retried; callbacks and chords see a failure.</summary>
+    private async Task FailRevokedAsync(IBrokerDelivery delivery, Signature signature, TaskContext context, TaskStateRecord baseState, int attempt, Activity? activity)
+    {
+        var stored = await _client.Backend.GetStateAsync(signature.Id).ConfigureAwait(false);
+        var message = stored is not null && stored.IsRevoked() ? stored.Error : RevocationExtensions.RevokedErrorPrefix;
+        Log.TaskRevoked(_logger, signature.Name, signature.Id, message);
+        signature.RetryCount = 0;
+        activity?.SetTag("error.type", "conveyor.revoked");
+        await FailAsync(delivery, signature, context, baseState, attempt, new TaskRevokedException(message), activity).ConfigureAwait(false);
     }
 
     // machinery prepends the error message as a string argument.

@@ -83,5 +83,27 @@ public sealed class WorkerOptions
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan QueueDepthSampleInterval { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// The store of the fleet's control state (revocations, paused queues, worker heartbeats, progress); when
+    /// <see langword="null"/>, the one registered in the worker's services, if any. Without one the worker
+    /// ignores revocations and pauses.
+    /// </summary>
+    public IManagementStore? ManagementStore { get; set; }
+
+    /// <summary>
+    /// The longest the worker goes without reading the control state where the store cannot push it (SQLite):
+    /// a revocation or a pause takes effect within this. Redis pushes changes and reads at most every 5 s
+    /// besides. The default value is 250 milliseconds.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
+    public TimeSpan ControlPollInterval { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// How often the worker renews its record in the management store (<c>conveyor workers</c>); the record
+    /// lapses after three intervals without one. The default value is 2 seconds.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(2);
+
     internal int EffectivePrefetch => Prefetch > 0 ? Prefetch : Concurrency * 2;
 }
