@@ -234,7 +234,7 @@ public sealed class ConveyorManagement
         foreach (var id in ids)
         {
             ArgumentException.ThrowIfNullOrEmpty(id, nameof(ids));
-            if (await _backend.GetGroupMetaAsync(id, cancellationToken).ConfigureAwait(false) is { } group)
+            if (await GroupOfAsync(id, cancellationToken).ConfigureAwait(false) is { } group)
             {
                 foreach (var member in group.TaskIds)
                 {
@@ -337,6 +337,19 @@ public sealed class ConveyorManagement
     /// <returns>The queues.</returns>
     public async ValueTask<IReadOnlyList<string>> ListPausedQueuesAsync(CancellationToken cancellationToken = default) =>
         (await _store.ReadControlAsync(long.MaxValue, cancellationToken).ConfigureAwait(false)).PausedQueues;
+
+    /// <summary>The group meta an id names, if it names one (on Redis task and group ids share one key space).</summary>
+    private async ValueTask<GroupMeta?> GroupOfAsync(string id, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _backend.GetGroupMetaAsync(id, cancellationToken).ConfigureAwait(false);
+        }
+        catch (WireFormatException)
+        {
+            return null; // a task's state
+        }
+    }
 
     private async ValueTask<string?> ChordCallbackIdAsync(string memberId, CancellationToken cancellationToken)
     {
