@@ -33,6 +33,18 @@ public sealed class RedisManagementStore : IManagementStore
         return #ARGV - 3
         """;
 
+    // SET NX or the holder, in one step. KEYS: the key. ARGV: task id, TTL (ms).
+    private const string ClaimUniqueScript = """
+        if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+        return redis.call('GET', KEYS[1])
+        """;
+
+    // KEYS: the key. ARGV: task id.
+    private const string ReleaseUniqueScript = """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+        return 0
+        """;
+
     private static readonly TimeSpan FallbackRead = TimeSpan.FromSeconds(5);
 
     private readonly IConnectionMultiplexer _multiplexer;
@@ -390,6 +402,18 @@ public sealed class RedisManagementStore : IManagementStore
         var value = await Db.StringGetAsync(_progressPrefix + taskId).ConfigureAwait(false);
         return value.IsNull ? null : ManagementJson.DeserializeProgress(((ReadOnlyMemory<byte>)value).Span);
     }
+
+    /// <inheritdoc/>
+    public async ValueTask<string?> ClaimUniqueAsync(string key, string taskId, TimeSpan ttl, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        var holder = await Db.ScriptEvaluateAsync(ClaimUniqueScript, [(RedisKey)(_keys.Prefix + "conveyor:" + key)], [taskId, (long)Math.Ceiling(ttl.TotalMilliseconds)]).ConfigureAwait(false);
+        return holder.IsNull ? null : (string?)holder;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask ReleaseUniqueAsync(string key, string taskId, CancellationToken cancellationToken = default) =>
+        await Db.ScriptEvaluateAsync(ReleaseUniqueScript, [(RedisKey)(_keys.Prefix + "conveyor:" + key)], [taskId]).ConfigureAwait(false);
 
     private static string Cursor(int source, long position) => string.Create(CultureInfo.InvariantCulture, $"{source}:{position}");
 

@@ -22,7 +22,19 @@ public sealed class SqliteManagementStore : IManagementStore, IAsyncDisposable
         "CREATE TABLE IF NOT EXISTS paused_queues (queue TEXT PRIMARY KEY) WITHOUT ROWID;",
         "CREATE TABLE IF NOT EXISTS workers (name TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;",
         "CREATE TABLE IF NOT EXISTS progress (task_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;",
+        "CREATE TABLE IF NOT EXISTS unique_keys (key TEXT PRIMARY KEY, task_id TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;",
     ];
+
+    // Takes a free or lapsed key; a held one is left alone (the writer's one transaction makes it atomic).
+    private const string ClaimUnique = """
+        INSERT INTO unique_keys (key, task_id, expires_at) VALUES ($key, $task_id, $expires_at)
+        ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, expires_at = excluded.expires_at
+        WHERE unique_keys.expires_at <= $now;
+        """;
+
+    private const string SelectUnique = "SELECT task_id FROM unique_keys WHERE key = $key;";
+
+    private const string ReleaseUnique = "DELETE FROM unique_keys WHERE key = $key AND task_id = $task_id;";
 
     // Pending: ready messages, and delayed or leased ones whose time has passed (the next fetch takes them), in
     // delivery order; the cursor is (priority, id).
@@ -422,6 +434,31 @@ public sealed class SqliteManagementStore : IManagementStore, IAsyncDisposable
             using var reader = connection.Command(ReadProgress).With("$task_id", s.TaskId).With("$now", s.Now).ExecuteReader();
             return reader.Read() ? ManagementJson.DeserializeProgress(reader.GetBlob(0)) : null;
         }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<string?> ClaimUniqueAsync(string key, string taskId, TimeSpan ttl, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        return await _store.WriteAsync((Key: key, TaskId: taskId, Now: NowMs, Expires: NowMs + (long)ttl.TotalMilliseconds), static (context, s) =>
+        {
+            if (context.Command(ClaimUnique).With("$key", s.Key).With("$task_id", s.TaskId).With("$expires_at", s.Expires).With("$now", s.Now).ExecuteNonQuery() == 1)
+            {
+                return null;
+            }
+
+            using var reader = context.Command(SelectUnique).With("$key", s.Key).ExecuteReader();
+            return reader.Read() ? reader.GetString(0) : null;
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask ReleaseUniqueAsync(string key, string taskId, CancellationToken cancellationToken = default)
+    {
+        await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        await _store.WriteAsync((Key: key, TaskId: taskId), static (context, s) =>
+            context.Command(ReleaseUnique).With("$key", s.Key).With("$task_id", s.TaskId).ExecuteNonQuery(), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Gives the file back (the last user closes it).</summary>

@@ -379,6 +379,102 @@ public abstract class ManagementConformanceTests<TFactory> : IClassFixture<TFact
         await result.WaitAsync(Wait);
     }
 
+    [Fact]
+    public async Task SendUnique_TwentyConcurrentPublishers_ExactlyOneRuns()
+    {
+        await using var m = await CreateAsync();
+        var runs = new ConcurrentBag<string>();
+        m.T.Registry.Register("note", (long n, TaskContext context) => runs.Add(context.TaskId));
+        var key = "once-" + Guid.NewGuid().ToString("N");
+        using var start = new ManualResetEventSlim();
+        var publishers = Enumerable.Range(0, 20).Select(_ => Task.Run(async () =>
+        {
+            start.Wait();
+            return await m.T.Client.SendUniqueAsync(m.Store, new Signature("note", TaskArgument.Int64(7)), new UniqueOptions { Key = key });
+        })).ToList();
+        start.Set();
+        var results = await Task.WhenAll(publishers);
+        await m.StartWorkerAsync();
+
+        await results[0].WaitAsync(Wait);
+        var marker = await m.T.Client.SendAsync(new Signature("note", TaskArgument.Int64(0)));
+        await marker.WaitAsync(Wait);
+
+        // Every publisher got the one task; the worker ran it once (and the marker behind it).
+        Assert.Single(results.Select(r => r.TaskId).Distinct());
+        Assert.Equal(2, runs.Count);
+        Assert.Contains(results[0].TaskId, runs);
+        Assert.Contains(marker.TaskId, runs);
+    }
+
+    [Fact]
+    public async Task SendUnique_UntilFinished_DuplicateThrowsWhileQueuedAndANewOneRunsAfter()
+    {
+        await using var m = await CreateAsync();
+        m.T.Registry.Register("add", (long a, long b) => a + b);
+        var options = new UniqueOptions { OnDuplicate = DuplicateBehavior.Throw };
+        var first = await m.T.Client.SendUniqueAsync(m.Store, new Signature("add", TaskArgument.Int64(1), TaskArgument.Int64(2)), options);
+
+        var duplicate = await Assert.ThrowsAsync<DuplicateTaskException>(async () =>
+            await m.T.Client.SendUniqueAsync(m.Store, new Signature("add", TaskArgument.Int64(1), TaskArgument.Int64(2)), options));
+        Assert.Equal(first.TaskId, duplicate.ExistingTaskId);
+        var other = await m.T.Client.SendUniqueAsync(m.Store, new Signature("add", TaskArgument.Int64(2), TaskArgument.Int64(2)), options);
+        Assert.NotEqual(first.TaskId, other.TaskId);
+
+        await m.StartWorkerAsync();
+        Assert.Equal(3L, await first.GetValueAsync<long>(Wait));
+        // The worker frees the key with the final state.
+        AsyncResult? again = null;
+        await ConveyorTestContext.EventuallyAsync(async () =>
+        {
+            try
+            {
+                again = await m.T.Client.SendUniqueAsync(m.Store, new Signature("add", TaskArgument.Int64(1), TaskArgument.Int64(2)), options);
+                return true;
+            }
+            catch (DuplicateTaskException)
+            {
+                return false;
+            }
+        }, "the key is free once the first one finished");
+        Assert.NotEqual(first.TaskId, again!.TaskId);
+        Assert.Equal(3L, await again.GetValueAsync<long>(Wait));
+    }
+
+    [Fact]
+    public async Task SendUnique_Throttle_KeyHoldsAfterTheTaskFinished()
+    {
+        await using var m = await CreateAsync();
+        m.T.Registry.Register("add", (long a, long b) => a + b);
+        await m.StartWorkerAsync();
+        var options = new UniqueOptions { Mode = UniqueMode.Throttle, Ttl = TimeSpan.FromMinutes(5) };
+        var first = await m.T.Client.SendUniqueAsync(m.Store, new Signature("add", TaskArgument.Int64(1), TaskArgument.Int64(1)), options);
+        await first.WaitAsync(Wait);
+
+        var second = await m.T.Client.SendUniqueAsync(m.Store, new Signature("add", TaskArgument.Int64(1), TaskArgument.Int64(1)), options);
+
+        Assert.Equal(first.TaskId, second.TaskId);
+    }
+
+    [Fact]
+    public async Task SendUnique_Debounce_ReplacesThePendingTasksArguments()
+    {
+        await using var m = await CreateAsync();
+        var seen = new ConcurrentBag<long>();
+        m.T.Registry.Register("note", (long n) => seen.Add(n));
+        var options = new UniqueOptions { Key = "debounce-" + Guid.NewGuid().ToString("N"), Mode = UniqueMode.Debounce };
+        var first = await m.T.Client.SendUniqueAsync(m.Store, new Signature("note", TaskArgument.Int64(1)), options);
+        var second = await m.T.Client.SendUniqueAsync(m.Store, new Signature("note", TaskArgument.Int64(2)), options);
+
+        await m.StartWorkerAsync();
+        await first.WaitAsync(Wait);
+        var marker = await m.T.Client.SendAsync(new Signature("note", TaskArgument.Int64(0)));
+        await marker.WaitAsync(Wait);
+
+        Assert.Equal(first.TaskId, second.TaskId);
+        Assert.Equal([0L, 2L], seen.Order());
+    }
+
     private static async Task<List<TaskSummary>> ListAllAsync(ConveyorManagement api, TaskQuery query)
     {
         var all = new List<TaskSummary>();

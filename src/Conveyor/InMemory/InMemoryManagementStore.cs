@@ -17,6 +17,7 @@ public sealed class InMemoryManagementStore : IManagementStore
     private readonly HashSet<string> _paused = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (WorkerInfo Worker, DateTimeOffset ExpiresAt)> _workers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (TaskProgress Progress, DateTimeOffset ExpiresAt)> _progress = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (string TaskId, DateTimeOffset ExpiresAt)> _unique = new(StringComparer.Ordinal);
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _seq;
 
@@ -175,6 +176,36 @@ public sealed class InMemoryManagementStore : IManagementStore
         {
             return ValueTask.FromResult(_progress.TryGetValue(taskId, out var p) && p.ExpiresAt > _time.GetUtcNow() ? p.Progress : null);
         }
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<string?> ClaimUniqueAsync(string key, string taskId, TimeSpan ttl, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            var now = _time.GetUtcNow();
+            if (_unique.TryGetValue(key, out var holder) && holder.ExpiresAt > now)
+            {
+                return ValueTask.FromResult<string?>(holder.TaskId);
+            }
+
+            _unique[key] = (taskId, now + ttl);
+            return ValueTask.FromResult<string?>(null);
+        }
+    }
+
+    /// <inheritdoc/>
+    public ValueTask ReleaseUniqueAsync(string key, string taskId, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            if (_unique.TryGetValue(key, out var holder) && holder.TaskId == taskId)
+            {
+                _unique.Remove(key);
+            }
+        }
+
+        return ValueTask.CompletedTask;
     }
 
     private static TaskPage Page(IEnumerable<TaskSummary> all, TaskQuery query)

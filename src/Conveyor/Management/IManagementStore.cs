@@ -111,4 +111,22 @@ public interface IManagementStore
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The report, or <see langword="null"/>.</returns>
     ValueTask<TaskProgress?> GetProgressAsync(string taskId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Claims a unique key for a task, atomically: of many concurrent claims of a free key exactly one wins. A key
+    /// lapses after <paramref name="ttl"/>.
+    /// </summary>
+    /// <param name="key">The unique key.</param>
+    /// <param name="taskId">The claiming task.</param>
+    /// <param name="ttl">How long the key holds at most.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns><see langword="null"/> when this task now holds the key; else the id of the task that holds it.</returns>
+    ValueTask<string?> ClaimUniqueAsync(string key, string taskId, TimeSpan ttl, CancellationToken cancellationToken = default);
+
+    /// <summary>Releases a unique key, if <paramref name="taskId"/> holds it.</summary>
+    /// <param name="key">The unique key.</param>
+    /// <param name="taskId">The task that should hold it.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when it is released.</returns>
+    ValueTask ReleaseUniqueAsync(string key, string taskId, CancellationToken cancellationToken = default);
 }

@@ -403,6 +403,7 @@ public sealed class ConveyorWorker : BackgroundService
     {
         var final = baseState.With(TaskState.Success, results);
         await _client.Backend.SetStateAsync(final).ConfigureAwait(false);
+        await ReleaseUniqueAsync(signature).ConfigureAwait(false);
         _diagnostics.Succeeded.Add(1, DestinationTag(delivery), TaskNameTag(signature));
         Log.TaskSucceeded(_logger, signature.Name, signature.Id, elapsed.TotalMilliseconds);
 
@@ -472,6 +473,7 @@ public sealed class ConveyorWorker : BackgroundService
 
         var final = baseState.With(TaskState.Failure, error: message);
         await _client.Backend.SetStateAsync(final).ConfigureAwait(false);
+        await ReleaseUniqueAsync(signature).ConfigureAwait(false);
         activity?.SetTag("conveyor.task.state", "FAILURE");
         _diagnostics.Failed.Add(1, DestinationTag(delivery), TaskNameTag(signature));
         Log.TaskFailed(_logger, error is TaskArgumentException or TimeoutException or TaskRevokedException ? null : error, signature.Name, signature.Id, message);
@@ -508,6 +510,12 @@ public sealed class ConveyorWorker : BackgroundService
         _control = control;
         return control;
     }
+
+    /// <summary>A unique task (<see cref="UniqueMode.UntilFinished"/>) frees its key once its final state is stored; others pay one header lookup.</summary>
+    private ValueTask ReleaseUniqueAsync(Signature signature) =>
+        signature.HeadersOrNull?.GetValueOrDefault(UniqueTaskExtensions.UniqueKeyHeader) is string { Length: > 0 } key && _control is { } control
+            ? control.Store.ReleaseUniqueAsync(key, signature.Id)
+            : ValueTask.CompletedTask;
 
     /// <summary>A revoked task ends as FAILURE with its revocation's error, never retried; callbacks and chords see a failure.</summary>
     private async Task FailRevokedAsync(IBrokerDelivery delivery, Signature signature, TaskContext context, TaskStateRecord baseState, int attempt, Activity? activity)
