@@ -82,6 +82,28 @@ public sealed class RedisBroker : IBroker
 
     internal ISubscriber Subscriber => _multiplexer.GetSubscriber();
 
+    /// <summary>Whether this broker talks to Redis through <paramref name="multiplexer"/> (so a backend on it can act for the broker in its scripts).</summary>
+    internal bool Uses(IConnectionMultiplexer multiplexer) => ReferenceEquals(_multiplexer, multiplexer);
+
+    /// <summary>
+    /// For a message that goes to its queue now (no ETA ahead), the list it is pushed to and its priority level;
+    /// what <see cref="PublishAsync"/> pushes, for a backend that pushes it in its own script.
+    /// </summary>
+    internal bool TryGetImmediateTarget(OutgoingMessage message, out RedisKey target, out string levelText)
+    {
+        if (message.Eta is { } eta && eta > Time.GetUtcNow())
+        {
+            target = default;
+            levelText = string.Empty;
+            return false;
+        }
+
+        var level = Options.Priorities ? message.Priority : (byte)0;
+        levelText = level == 0 ? "0" : level.ToString(CultureInfo.InvariantCulture);
+        target = level == 0 ? Keys.Queue(message.Queue) : Keys.PriorityListPrefix(message.Queue) + levelText;
+        return true;
+    }
+
     /// <summary>Set when this process publishes a delayed message, so that its movers can look sooner than their interval.</summary>
     internal AsyncSignal DelayedPublished => _delayedPublished;
 

@@ -16,9 +16,10 @@ namespace Conveyor.Redis;
 /// <remarks>
 /// <para>
 /// A state write is one script that keeps the stored record's <c>CreatedAt</c> (machinery does a GET then a SET)
-/// and publishes the state's name on <c>conveyor:state:{task id}</c>. <see cref="WaitForChangeAsync"/> subscribes to
-/// that channel (one subscription per task id and process, shared by its waiters, dropped a few seconds after the
-/// last one), so a waiter wakes as soon as the state is written; with
+/// and publishes the state's name on <c>conveyor:state:{task id}</c> when somebody waits for it.
+/// <see cref="WaitForChangeAsync"/> registers that channel in <c>conveyor:watched</c> and subscribes to it (one
+/// subscription per task id and process, shared by its waiters, dropped a few seconds after the last one), so a
+/// waiter wakes as soon as the state is written, and a state nobody waits for costs no PUBLISH; with
 /// <see cref="RedisConveyorOptions.UseKeyspaceNotifications"/> it listens to the key's keyspace events instead.
 /// </para>
 /// <para>
@@ -34,6 +35,7 @@ public sealed class RedisResultBackend : IResultBackend
 {
     private const int ChordMutexTries = 32;
     private static readonly TimeSpan SubscriptionLinger = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan WatchRegistrationLifetime = TimeSpan.FromHours(1);
     private static readonly byte[] CreatedAtProperty = "\"CreatedAt\":\""u8.ToArray();
 
     private readonly IConnectionMultiplexer _multiplexer;
@@ -41,7 +43,10 @@ public sealed class RedisResultBackend : IResultBackend
     private readonly RedisKeys _keys;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private const int MaxRememberedCreatedAt = 100_000;
+
     private readonly ConcurrentDictionary<string, Watch> _watches = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _createdAt = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private readonly RedisValue _ttlSeconds;
     private readonly long _ttlMilliseconds;
@@ -82,7 +87,7 @@ public sealed class RedisResultBackend : IResultBackend
         var ttl = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
         await Database.ScriptEvaluateAsync(
             RedisScripts.SetState,
-            [_keys.State(state.TaskId)],
+            [_keys.State(state.TaskId), _keys.Watched],
             [head, createdAt, tail, ttl, _options.UseKeyspaceNotifications ? string.Empty : _keys.StateChannel(state.TaskId), state.State.ToWireName()]).ConfigureAwait(false);
     }
 
@@ -101,13 +106,14 @@ public sealed class RedisResultBackend : IResultBackend
             return;
         }
 
-        var keys = new RedisKey[states.Count];
+        var keys = new RedisKey[states.Count + 1];
+        keys[0] = _keys.Watched;
         var values = new RedisValue[states.Count * 6];
         for (var i = 0; i < states.Count; i++)
         {
             var state = states[i];
             var (head, createdAt, tail) = SplitAtCreatedAt(WireFormat.SerializeState(state));
-            keys[i] = _keys.State(state.TaskId);
+            keys[i + 1] = _keys.State(state.TaskId);
             var a = i * 6;
             values[a] = head;
             values[a + 1] = createdAt;
@@ -119,6 +125,164 @@ public sealed class RedisResultBackend : IResultBackend
 
         await Database.ScriptEvaluateAsync(RedisScripts.SetStates, keys, values).ConfigureAwait(false);
     }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// One script for the batch: the states in order and, for deliveries of a <see cref="RedisBroker"/> on the same
+    /// connection, the removal of each message from its consumer's in-flight list right after its state, so a state
+    /// and its acknowledgement are stored together or not at all. The stored CreatedAt that a task's first state
+    /// found is remembered until its final state, which then needs no read.
+    /// </remarks>
+    public async ValueTask SettleAsync(IReadOnlyList<Settlement> batch, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (batch.Count == 0)
+        {
+            return;
+        }
+
+        var keys = new List<RedisKey>(batch.Count * 2 + 1) { _keys.Watched };
+        var values = new List<RedisValue>(batch.Count * 8);
+        List<RedisDelivery>? acknowledged = null;
+        var stateCount = 0;
+        foreach (var step in batch)
+        {
+            var ack = step.Ack is RedisDelivery delivery && delivery.IsUnsettled && delivery.Owner.Broker.Uses(_multiplexer) ? delivery : null;
+            if (step.State is null && ack is null)
+            {
+                continue;
+            }
+
+            var flagIndex = values.Count;
+            values.Add(RedisValue.Null);
+            var flags = string.Empty;
+            if (step.State is { } state)
+            {
+                var (head, createdAt, tail) = SplitAtCreatedAt(WireFormat.SerializeState(state));
+                string? known = null;
+                if (state.State.IsCompleted())
+                {
+                    _createdAt.TryRemove(state.TaskId, out known);
+                }
+                else
+                {
+                    _createdAt.TryGetValue(state.TaskId, out known);
+                }
+
+                flags = known is null ? "S" : "K";
+                keys.Add(_keys.State(state.TaskId));
+                values.Add(head);
+                values.Add(known is null ? (RedisValue)createdAt : known);
+                values.Add(tail);
+                values.Add(state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds);
+                values.Add(_options.UseKeyspaceNotifications ? string.Empty : _keys.StateChannel(state.TaskId));
+                values.Add(state.State.ToWireName());
+                stateCount++;
+            }
+
+            if (ack is not null)
+            {
+                flags += "A";
+                keys.Add(ack.Owner.InFlightKey);
+                values.Add(ack.RawBody);
+                (acknowledged ??= []).Add(ack);
+            }
+
+            values[flagIndex] = flags;
+        }
+
+        if (values.Count == 0)
+        {
+            return;
+        }
+
+        var created = (RedisResult[])(await Database.ScriptEvaluateAsync(RedisScripts.Settle, [.. keys], [.. values]).ConfigureAwait(false))!;
+        var i = 0;
+        foreach (var step in batch)
+        {
+            if (step.State is not { } state)
+            {
+                continue;
+            }
+
+            if (i < created.Length && !state.State.IsCompleted())
+            {
+                if (_createdAt.Count >= MaxRememberedCreatedAt)
+                {
+                    // Tasks whose final state another process wrote leave entries behind: start over now and then.
+                    _createdAt.Clear();
+                }
+
+                _createdAt[state.TaskId] = (string)created[i]!;
+            }
+
+            i++;
+        }
+
+        if (acknowledged is not null)
+        {
+            foreach (var delivery in acknowledged)
+            {
+                delivery.MarkAcknowledged();
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// With a <see cref="RedisBroker"/> on the same connection, one script for the batch stores each PENDING state
+    /// (machinery's plain SET) and pushes each message that goes to its queue now; messages with an ETA ahead, or
+    /// for another broker, take the default path.
+    /// </remarks>
+    public async ValueTask EnqueueAsync(IBroker broker, IReadOnlyList<PendingPublish> batch, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(broker);
+        ArgumentNullException.ThrowIfNull(batch);
+        if (broker is not RedisBroker redis || !redis.Uses(_multiplexer))
+        {
+            await DefaultEnqueueAsync(broker, batch, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var keys = new List<RedisKey>(batch.Count * 3 + 2) { _keys.Watched, redis.Keys.Queues };
+        var values = new List<RedisValue>(batch.Count * 8);
+        List<PendingPublish>? others = null;
+        foreach (var item in batch)
+        {
+            if (!redis.TryGetImmediateTarget(item.Message, out var target, out var level))
+            {
+                (others ??= []).Add(item);
+                continue;
+            }
+
+            var state = item.State;
+            keys.Add(_keys.State(state.TaskId));
+            keys.Add(target);
+            keys.Add(redis.Keys.PriorityLevels(item.Message.Queue));
+            values.Add(WireFormat.SerializeState(state));
+            values.Add(state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds);
+            values.Add(_options.UseKeyspaceNotifications ? string.Empty : _keys.StateChannel(state.TaskId));
+            values.Add(state.State.ToWireName());
+            values.Add(item.Message.Body);
+            values.Add(item.Message.Queue);
+            values.Add(redis.Keys.QueueScope(item.Message.Queue));
+            values.Add(level);
+        }
+
+        var pushed = values.Count > 0 ? Database.ScriptEvaluateAsync(RedisScripts.Enqueue, [.. keys], [.. values]) : null;
+        if (others is not null)
+        {
+            await DefaultEnqueueAsync(broker, others, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (pushed is not null)
+        {
+            await pushed.ConfigureAwait(false);
+        }
+    }
+
+    private ValueTask DefaultEnqueueAsync(IBroker broker, IReadOnlyList<PendingPublish> batch, CancellationToken cancellationToken) =>
+        ResultBackendDefaults.EnqueueAsync(this, broker, batch, cancellationToken);
 
     /// <inheritdoc/>
     public async ValueTask<TaskStateRecord?> GetStateAsync(string taskId, CancellationToken cancellationToken = default)
@@ -391,6 +555,18 @@ public sealed class RedisResultBackend : IResultBackend
     {
         try
         {
+            if (!_options.UseKeyspaceNotifications)
+            {
+                // Registered before the subscription: a state write publishes only to registered channels. Entries
+                // that a dead process left behind are dropped an hour after their registration.
+                var db = Database;
+                var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+                var register = db.SortedSetAddAsync(_keys.Watched, (string)watch.Channel!, now);
+                _ = db.SortedSetRemoveRangeByScoreAsync(_keys.Watched, double.NegativeInfinity, now - WatchRegistrationLifetime.TotalMilliseconds, flags: CommandFlags.FireAndForget);
+                await register.ConfigureAwait(false);
+                watch.RegisteredAt = _time.GetTimestamp();
+            }
+
             await _multiplexer.GetSubscriber().SubscribeAsync(watch.Channel, watch.Handler!).ConfigureAwait(false);
             lock (_gate)
             {
@@ -431,6 +607,29 @@ public sealed class RedisResultBackend : IResultBackend
         foreach (var watch in idle)
         {
             subscriber.Unsubscribe(watch.Channel, watch.Handler, CommandFlags.FireAndForget);
+            if (!_options.UseKeyspaceNotifications)
+            {
+                Database.SortedSetRemove(_keys.Watched, (string)watch.Channel!, CommandFlags.FireAndForget);
+            }
+        }
+
+        // A subscription that lives longer than a registration renews it.
+        List<Watch> renew = [];
+        lock (_gate)
+        {
+            foreach (var watch in _watches.Values)
+            {
+                if (watch.Active && watch.RegisteredAt != 0 && _time.GetElapsedTime(watch.RegisteredAt) >= WatchRegistrationLifetime / 2)
+                {
+                    watch.RegisteredAt = _time.GetTimestamp();
+                    renew.Add(watch);
+                }
+            }
+        }
+
+        foreach (var watch in renew)
+        {
+            Database.SortedSetAdd(_keys.Watched, (string)watch.Channel!, _time.GetUtcNow().ToUnixTimeMilliseconds(), CommandFlags.FireAndForget);
         }
     }
 
@@ -447,6 +646,8 @@ public sealed class RedisResultBackend : IResultBackend
         public bool Active { get; set; }
 
         public long LastUsed { get; set; }
+
+        public long RegisteredAt { get; set; }
 
         public TaskCompletionSource Changed { get; set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 

@@ -75,7 +75,17 @@ public abstract class WorkerConformanceTests<TFactory> : IClassFixture<TFactory>
 
         var result = await t.Client.SendAsync(new Signature("wait"));
         await entered.Task.WaitAsync(Wait);
-        Assert.Equal(TaskState.Started, (await result.GetStateAsync())!.State);
+
+        // The handler starts once its RECEIVED and STARTED are queued; the worker stores them in its next batch.
+        var state = await result.GetStateAsync();
+        var deadline = DateTime.UtcNow + Wait;
+        while (state?.State != TaskState.Started && DateTime.UtcNow < deadline)
+        {
+            await t.Client.Backend.WaitForChangeAsync(result.TaskId, TimeSpan.FromMilliseconds(50));
+            state = await result.GetStateAsync();
+        }
+
+        Assert.Equal(TaskState.Started, state?.State);
         gate.SetResult();
         var final = await result.WaitAsync(Wait);
         Assert.Equal(TaskState.Success, final.State);

@@ -72,6 +72,9 @@ internal sealed class RedisKeys(string prefix, string delayedTasksKey)
 
     public string StateChannel(string taskId) => Prefix + "conveyor:state:" + taskId;
 
+    /// <summary>The state channels somebody waits on (member = channel, score = Unix ms of registration): state writes publish only to these.</summary>
+    public RedisKey Watched { get; } = prefix + "conveyor:watched";
+
     public RedisKey Lock(string name) => Prefix + "conveyor:lock:{" + name + "}";
 
     /// <summary>A monotonic fence (a string holding the last token); no expiry, one key per name.</summary>

@@ -66,6 +66,11 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
 
     public ChannelReader<IBrokerDelivery> Deliveries => _channel.Reader;
 
+    /// <summary>This consumer's in-flight list, which a result backend on the same connection settles in its own script.</summary>
+    internal RedisKey InFlightKey => _inFlight;
+
+    internal RedisBroker Broker => _broker;
+
     private ILogger Logger => _broker.Logger;
 
     private IDatabase Database => _broker.Database;
@@ -482,6 +487,9 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
         Settled(delivery);
     }
 
+    /// <summary>The delivery's message left the in-flight list in a result backend's script: return its credit.</summary>
+    internal void SettledElsewhere(RedisDelivery delivery) => Settled(delivery);
+
     private void Settled(RedisDelivery delivery)
     {
         if (_unsettled.TryRemove(delivery, out _))
@@ -500,6 +508,20 @@ internal sealed class RedisDelivery(RedisMessageConsumer owner, byte[] body, byt
     public byte[] RawBody { get; } = body;
 
     public byte Priority { get; } = priority;
+
+    internal RedisMessageConsumer Owner => owner;
+
+    /// <summary>Whether it is still to be settled (acknowledged, released or dead-lettered).</summary>
+    internal bool IsUnsettled => Volatile.Read(ref _settled) == 0;
+
+    /// <summary>Marks it acknowledged by a script that removed it from the in-flight list.</summary>
+    internal void MarkAcknowledged()
+    {
+        if (Interlocked.Exchange(ref _settled, 1) == 0)
+        {
+            owner.SettledElsewhere(this);
+        }
+    }
 
     public ReadOnlyMemory<byte> Body => RawBody;
 

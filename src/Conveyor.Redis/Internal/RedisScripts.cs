@@ -26,6 +26,38 @@ internal static class RedisScripts
         """;
 
     /// <summary>
+    /// Result notifications cost nothing when nobody waits: a waiter registers its state channel in
+    /// <c>conveyor:watched</c> before it subscribes, and a state write publishes only to a registered channel. A
+    /// script reads the registrations once (ZCARD, and the members while they are few) and checks each state in Lua.
+    /// </summary>
+    private const string NotifyFunction = """
+        local function conveyor_watched(key)
+          local n = redis.call('ZCARD', key)
+          if n == 0 then return nil end
+          if n > 64 then return false end
+          local t = {}
+          for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do t[m] = true end
+          return t
+        end
+        local function conveyor_notify(w, key, channel, name)
+          if w == nil or channel == '' then return end
+          if w == false then
+            if redis.call('ZSCORE', key, channel) then redis.call('PUBLISH', channel, name) end
+          elseif w[channel] then
+            redis.call('PUBLISH', channel, name)
+          end
+        end
+        local function conveyor_created(old, created)
+          if old then
+            local c = string.match(old, '"CreatedAt"%s*:%s*"([^"]*)"')
+            if c and c ~= '' and string.sub(c, 1, 5) ~= '0001-' then return c end
+          end
+          return created
+        end
+
+        """;
+
+    /// <summary>
     /// RPUSH the message (machinery's producer command) to the queue or to its priority list, note the queue, wake
     /// idle consumers. KEYS: target list, priority levels, queues set. ARGV: body, queue scope, queue name, level.
     /// </summary>
@@ -228,43 +260,104 @@ internal static class RedisScripts
     /// Stores a task state, keeping the <c>CreatedAt</c> of the stored record (machinery reads the old state for it;
     /// here the read and the write are one step), with the result TTL, and announces the change.
     /// The new JSON comes in three parts: everything up to the CreatedAt value, the writer's own CreatedAt, the rest.
-    /// KEYS: state key. ARGV: head, CreatedAt, tail, TTL (s), channel ('' = none), state name.
+    /// KEYS: state key, watched set. ARGV: head, CreatedAt, tail, TTL (s), channel ('' = none), state name.
     /// </summary>
-    public const string SetState = """
-        local created = ARGV[2]
-        local old = redis.call('GET', KEYS[1])
-        if old then
-          local c = string.match(old, '"CreatedAt"%s*:%s*"([^"]*)"')
-          if c and c ~= '' and string.sub(c, 1, 5) ~= '0001-' then created = c end
-        end
+    public const string SetState = NotifyFunction + """
+        local created = conveyor_created(redis.call('GET', KEYS[1]), ARGV[2])
         redis.call('SET', KEYS[1], ARGV[1] .. created .. ARGV[3], 'EX', ARGV[4])
-        if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
+        conveyor_notify(conveyor_watched(KEYS[2]), KEYS[2], ARGV[5], ARGV[6])
         return 1
         """;
 
     /// <summary>
     /// <see cref="SetState"/> for several states in one call, in order (a task's RECEIVED and STARTED): the stored
     /// CreatedAt is read once per key.
-    /// KEYS: the state keys. ARGV: six per key, as for <see cref="SetState"/>.
+    /// KEYS: the watched set, then the state keys. ARGV: six per key, as for <see cref="SetState"/>.
     /// </summary>
-    public const string SetStates = """
+    public const string SetStates = NotifyFunction + """
+        local w = conveyor_watched(KEYS[1])
         local kept = {}
-        for i = 1, #KEYS do
-          local a = (i - 1) * 6
+        for i = 2, #KEYS do
+          local a = (i - 2) * 6
           local created = kept[KEYS[i]]
           if not created then
-            created = ARGV[a + 2]
-            local old = redis.call('GET', KEYS[i])
-            if old then
-              local c = string.match(old, '"CreatedAt"%s*:%s*"([^"]*)"')
-              if c and c ~= '' and string.sub(c, 1, 5) ~= '0001-' then created = c end
-            end
+            created = conveyor_created(redis.call('GET', KEYS[i]), ARGV[a + 2])
             kept[KEYS[i]] = created
           end
           redis.call('SET', KEYS[i], ARGV[a + 1] .. created .. ARGV[a + 3], 'EX', ARGV[a + 4])
-          if ARGV[a + 5] ~= '' then redis.call('PUBLISH', ARGV[a + 5], ARGV[a + 6]) end
+          conveyor_notify(w, KEYS[1], ARGV[a + 5], ARGV[a + 6])
         end
-        return #KEYS
+        return #KEYS - 1
+        """;
+
+    /// <summary>
+    /// A worker's batch: states stored in order (each keeping the stored CreatedAt, read once per key, or skipping
+    /// the read when the caller knows it), each followed where asked by the removal of its message from the
+    /// consumer's in-flight list (the acknowledgement), all in one step. Returns the CreatedAt used for each state.
+    /// KEYS: the watched set, then per step its state key (when it has a state) and its in-flight list (when it acks).
+    /// ARGV: per step a flag string ('S' state reading CreatedAt, 'K' state with a known CreatedAt, 'A' ack), then
+    /// six values per state as for <see cref="SetState"/>, then the message body per ack.
+    /// </summary>
+    public const string Settle = NotifyFunction + """
+        local w = conveyor_watched(KEYS[1])
+        local kept = {}
+        local out = {}
+        local k = 2
+        local a = 1
+        while a <= #ARGV do
+          local flags = ARGV[a]
+          a = a + 1
+          local known = string.find(flags, 'K', 1, true)
+          if known or string.find(flags, 'S', 1, true) then
+            local key = KEYS[k]
+            k = k + 1
+            local created = kept[key]
+            if known then
+              created = ARGV[a + 1]
+            elseif not created then
+              created = conveyor_created(redis.call('GET', key), ARGV[a + 1])
+            end
+            kept[key] = created
+            redis.call('SET', key, ARGV[a] .. created .. ARGV[a + 2], 'EX', ARGV[a + 3])
+            conveyor_notify(w, KEYS[1], ARGV[a + 4], ARGV[a + 5])
+            out[#out + 1] = created
+            a = a + 6
+          end
+          if string.find(flags, 'A', 1, true) then
+            redis.call('LREM', KEYS[k], 1, ARGV[a])
+            k = k + 1
+            a = a + 1
+          end
+        end
+        return out
+        """;
+
+    /// <summary>
+    /// A producer's batch: per message its PENDING state (machinery's SetStatePending: a plain SET, no read), then
+    /// the push as <see cref="Publish"/> does it; the queue is noted and its idle consumers woken once per batch.
+    /// KEYS: the watched set, the queues set, then per message its state key, target list and priority levels.
+    /// ARGV: per message state JSON, TTL (s), channel ('' = none), state name, body, queue name, queue scope, level.
+    /// </summary>
+    public const string Enqueue = WakeFunction + NotifyFunction + """
+        local w = conveyor_watched(KEYS[1])
+        local noted = {}
+        local woken = {}
+        local n = (#KEYS - 2) / 3
+        for i = 1, n do
+          local k = 2 + (i - 1) * 3
+          local a = (i - 1) * 8
+          redis.call('SET', KEYS[k + 1], ARGV[a + 1], 'EX', ARGV[a + 2])
+          conveyor_notify(w, KEYS[1], ARGV[a + 3], ARGV[a + 4])
+          redis.call('RPUSH', KEYS[k + 2], ARGV[a + 5])
+          if ARGV[a + 8] ~= '0' then redis.call('ZADD', KEYS[k + 3], ARGV[a + 8], ARGV[a + 8]) end
+          if not noted[ARGV[a + 6]] then
+            noted[ARGV[a + 6]] = true
+            redis.call('SADD', KEYS[2], ARGV[a + 6])
+          end
+          woken[ARGV[a + 7]] = true
+        end
+        for scope, _ in pairs(woken) do conveyor_wake(scope) end
+        return n
         """;
 
     /// <summary>

@@ -33,6 +33,32 @@ public interface IResultBackend : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Settles a batch for a worker in as few round trips as the backend can: stores the states in list order, each
+    /// as <see cref="SetStateAsync"/> stores it, and acknowledges the deliveries that its own engine holds in the same
+    /// step (a Redis broker's in-flight list, a SQLite broker's rows), atomically with the states. The caller
+    /// acknowledges every delivery afterwards; an acknowledgement done here makes that a no-op. The default stores
+    /// the states with <see cref="SetStatesAsync"/> and acknowledges nothing.
+    /// </summary>
+    /// <param name="batch">The steps, in order.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when every state is stored.</returns>
+    ValueTask SettleAsync(IReadOnlyList<Settlement> batch, CancellationToken cancellationToken = default) =>
+        ResultBackendDefaults.SettleAsync(this, batch, cancellationToken);
+
+    /// <summary>
+    /// Stores each message's PENDING state and then enqueues the message through <paramref name="broker"/>, for a
+    /// batch of publishes, in as few round trips as the two allow: one script or transaction where they share an
+    /// engine. A backend may write PENDING as machinery does, without reading an older record. The default stores the
+    /// states with <see cref="SetStatesAsync"/>, then publishes the messages concurrently.
+    /// </summary>
+    /// <param name="broker">The broker to enqueue through.</param>
+    /// <param name="batch">The publishes.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task that completes when every message is enqueued.</returns>
+    ValueTask EnqueueAsync(IBroker broker, IReadOnlyList<PendingPublish> batch, CancellationToken cancellationToken = default) =>
+        ResultBackendDefaults.EnqueueAsync(this, broker, batch, cancellationToken);
+
     /// <summary>Reads a task's state.</summary>
     /// <param name="taskId">The task id.</param>
     /// <param name="cancellationToken">Cancels the call.</param>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Conveyor.Diagnostics;
+using Conveyor.Internal;
 using Conveyor.Serialization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -13,7 +14,11 @@ namespace Conveyor;
 /// </summary>
 public sealed class ConveyorClient
 {
+    private const int EnqueueCapacity = 4096;
+    private const int MaxEnqueueBatch = 256;
+
     private readonly ILogger _logger;
+    private GroupCommitQueue<PendingPublish>? _enqueuer;
 
     /// <summary>Creates a client.</summary>
     /// <param name="broker">Where tasks are published.</param>
@@ -177,24 +182,23 @@ public sealed class ConveyorClient
                 await hook(signature, cancellationToken).ConfigureAwait(false);
             }
 
-            await Backend.SetStateAsync(
-                new TaskStateRecord { TaskId = signature.Id, TaskName = signature.Name, State = TaskState.Pending, CreatedAt = TimeProvider.GetUtcNow() },
-                cancellationToken).ConfigureAwait(false);
-
+            var pending = new TaskStateRecord { TaskId = signature.Id, TaskName = signature.Name, State = TaskState.Pending, CreatedAt = TimeProvider.GetUtcNow() };
             var body = WireFormat.SerializeSignature(signature);
             activity?.SetTag("messaging.message.body.size", body.Length);
             var started = TimeProvider.GetTimestamp();
             string? errorType = null;
             try
             {
-                await Broker.PublishAsync(
-                    new OutgoingMessage(signature.Id, queue, body)
-                    {
-                        Eta = signature.Eta is { } eta && eta > TimeProvider.GetUtcNow() ? eta : null,
-                        Priority = signature.Priority,
-                        Headers = signature.HeadersOrNull,
-                    },
-                    cancellationToken).ConfigureAwait(false);
+                var message = new OutgoingMessage(signature.Id, queue, body)
+                {
+                    Eta = signature.Eta is { } eta && eta > TimeProvider.GetUtcNow() ? eta : null,
+                    Priority = signature.Priority,
+                    Headers = signature.HeadersOrNull,
+                };
+
+                // Group commit: the PENDING state and the message go with the others published meanwhile, in one
+                // round trip where broker and backend share an engine.
+                await Enqueuer.AddAndWaitAsync(new PendingPublish(pending, message), cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex)
             {
@@ -241,6 +245,29 @@ public sealed class ConveyorClient
     /// backend ends waits on change, otherwise for a poll interval that doubles from 1 ms up to
     /// <see cref="ConveyorClientOptions.MaxResultPollInterval"/>.
     /// </summary>
+    private GroupCommitQueue<PendingPublish> Enqueuer
+    {
+        get
+        {
+            if (Volatile.Read(ref _enqueuer) is { } enqueuer)
+            {
+                return enqueuer;
+            }
+
+            var created = new GroupCommitQueue<PendingPublish>(
+                (batch, ct) => Backend.EnqueueAsync(Broker, batch, ct),
+                EnqueueCapacity,
+                MaxEnqueueBatch);
+            if (Interlocked.CompareExchange(ref _enqueuer, created, null) is { } raced)
+            {
+                _ = created.DisposeAsync().AsTask();
+                return raced;
+            }
+
+            return created;
+        }
+    }
+
     internal async ValueTask<TaskStateRecord> WaitForCompletionAsync(string taskId, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var state = await Backend.GetStateAsync(taskId, cancellationToken).ConfigureAwait(false);

@@ -44,6 +44,15 @@ internal static partial class Log
     [LoggerMessage(1106, LogLevel.Error, "Processing a message from queue {Queue} failed; the message is handed back")]
     public static partial void ProcessingFailed(ILogger logger, Exception exception, string queue);
 
+    [LoggerMessage(1110, LogLevel.Warning, "Worker {WorkerName}: storing {Count} state(s) and acknowledgement(s) failed (attempt {Attempt}); retrying in {Delay}")]
+    public static partial void SettleFailed(ILogger logger, Exception exception, string workerName, int count, int attempt, TimeSpan delay);
+
+    [LoggerMessage(1111, LogLevel.Warning, "Worker {WorkerName}: acknowledging a message of queue {Queue} failed; the broker delivers it again")]
+    public static partial void AckFailed(ILogger logger, Exception exception, string workerName, string queue);
+
+    [LoggerMessage(1112, LogLevel.Warning, "Worker {WorkerName}: stopped with {Count} state(s) and acknowledgement(s) not stored; their messages are handed back and run again")]
+    public static partial void SettleAbandoned(ILogger logger, string workerName, int count);
+
     [LoggerMessage(1107, LogLevel.Error, "A {Hook} hook threw for task {TaskName} {TaskId}")]
     public static partial void HookFailed(ILogger logger, Exception exception, string hook, string taskName, string taskId);
 

@@ -53,6 +53,23 @@ internal sealed class WorkerControl : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Starts following the control state when a management store is configured
+    /// (<see cref="WorkerOptions.ManagementStore"/>, else the services'); <see langword="null"/> without one.
+    /// </summary>
+    public static async Task<WorkerControl?> StartAsync(WorkerOptions options, IServiceProvider? services, WorkerInfo identity, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
+    {
+        var store = options.ManagementStore ?? services?.GetService(typeof(IManagementStore)) as IManagementStore;
+        if (store is null)
+        {
+            return null;
+        }
+
+        var control = new WorkerControl(store, identity, options, time, logger);
+        await control.StartAsync(cancellationToken).ConfigureAwait(false);
+        return control;
+    }
+
     /// <summary>Reads the control state once (so that a worker knows every revocation before it consumes), then follows it in the background.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {

@@ -1,0 +1,121 @@
+using Conveyor.Diagnostics;
+using Conveyor.Internal;
+using Microsoft.Extensions.Logging;
+
+namespace Conveyor;
+
+/// <summary>
+/// The worker's last stage: stores task states and acknowledges messages for many tasks at once. Task runners hand
+/// it their transitions (RECEIVED and STARTED before the handler runs, the final state with its acknowledgement
+/// after) and go on; it writes whatever gathered while the previous batch was in flight, in order, through
+/// <see cref="IResultBackend.SettleAsync"/> (one script or transaction where broker and backend share an engine),
+/// then acknowledges the batch's messages. A message is acknowledged only after its final state is stored.
+/// </summary>
+/// <remarks>
+/// One batch is written at a time, so a task's STARTED is always stored before its SUCCESS. A failed write is
+/// retried, with backoff, until it succeeds or the worker's grace period ends; then the unacknowledged messages go
+/// back to the broker with the consumer, and run again.
+/// </remarks>
+internal sealed class StateSettler : IAsyncDisposable
+{
+    private const int Capacity = 8192;
+    private const int MaxBatch = 512;
+    private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(1);
+
+    private readonly IResultBackend _backend;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly string _workerName;
+    private readonly CancellationToken _hardStop;
+    private readonly GroupCommitQueue<Settlement> _queue;
+
+    public StateSettler(IResultBackend backend, ILogger logger, TimeProvider time, string workerName, CancellationToken hardStop)
+    {
+        _backend = backend;
+        _logger = logger;
+        _time = time;
+        _workerName = workerName;
+        _hardStop = hardStop;
+        _queue = new GroupCommitQueue<Settlement>(WriteAsync, Capacity, MaxBatch);
+    }
+
+    /// <summary>Queues a state (and an acknowledgement after it) without waiting for the write.</summary>
+    public ValueTask AddAsync(TaskStateRecord? state, IBrokerDelivery? ack = null) => _queue.AddAsync(new Settlement(state, ack), _hardStop);
+
+    /// <summary>Queues two states of one task, in order, without waiting for the write.</summary>
+    public async ValueTask AddAsync(TaskStateRecord first, TaskStateRecord second)
+    {
+        await _queue.AddAsync(new Settlement(first, null), _hardStop).ConfigureAwait(false);
+        await _queue.AddAsync(new Settlement(second, null), _hardStop).ConfigureAwait(false);
+    }
+
+    /// <summary>Queues a state (or nothing: a barrier) and waits until it and everything queued before it are stored.</summary>
+    public Task WriteAsync(TaskStateRecord? state) => _queue.AddAndWaitAsync(new Settlement(state, null), _hardStop);
+
+    /// <summary>Writes everything queued, then stops.</summary>
+    public Task CompleteAsync() => _queue.CompleteAsync();
+
+    public ValueTask DisposeAsync() => _queue.DisposeAsync();
+
+    private async ValueTask WriteAsync(List<Settlement> batch, CancellationToken loopToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await _backend.SettleAsync(batch, _hardStop).ConfigureAwait(false);
+                break;
+            }
+            catch (Exception ex) when (!_hardStop.IsCancellationRequested && !loopToken.IsCancellationRequested)
+            {
+                var delay = TimeSpan.FromMilliseconds(Math.Min(MaxRetryDelay.TotalMilliseconds, 25 * Math.Pow(2, Math.Min(attempt, 10))));
+                Log.SettleFailed(_logger, ex, _workerName, batch.Count, attempt, delay);
+                try
+                {
+                    await Task.Delay(delay, _time, _hardStop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            }
+            catch (Exception) when (_hardStop.IsCancellationRequested || loopToken.IsCancellationRequested)
+            {
+                Log.SettleAbandoned(_logger, _workerName, batch.Count);
+                throw;
+            }
+        }
+
+        // Acknowledgements the backend did in its own step are no-ops here.
+        List<Task>? pending = null;
+        foreach (var step in batch)
+        {
+            if (step.Ack is not { } delivery)
+            {
+                continue;
+            }
+
+            var ack = AckAsync(delivery);
+            if (!ack.IsCompleted)
+            {
+                (pending ??= []).Add(ack);
+            }
+        }
+
+        if (pending is not null)
+        {
+            await Task.WhenAll(pending).ConfigureAwait(false);
+        }
+    }
+
+    private async Task AckAsync(IBrokerDelivery delivery)
+    {
+        try
+        {
+            await delivery.AckAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            Log.AckFailed(_logger, ex, _workerName, delivery.Queue);
+        }
+    }
+}
