@@ -45,6 +45,26 @@ public sealed class RedisManagementStore : IManagementStore
         return 0
         """;
 
+    // The token bucket, on Redis's clock (TIME) so that every worker machine shares one. KEYS: the bucket hash.
+    // ARGV: rate (tokens per ms), burst, max wait (ms). Returns {granted, wait ms}.
+    private const string ReserveTokenScript = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local rate = tonumber(ARGV[1])
+        local burst = tonumber(ARGV[2])
+        local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+        local tokens = tonumber(b[1]) or burst
+        local at = tonumber(b[2]) or now
+        if now > at then tokens = math.min(burst, tokens + (now - at) * rate) end
+        local after = tokens - 1
+        local wait = 0
+        if after < 0 then wait = -after / rate end
+        if wait > tonumber(ARGV[3]) then return {0, math.ceil(wait - tonumber(ARGV[3]))} end
+        redis.call('HSET', KEYS[1], 'tokens', tostring(after), 'at', tostring(math.max(now, at)))
+        redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate + tonumber(ARGV[3])) + 60000)
+        return {1, math.ceil(wait)}
+        """;
+
     private static readonly TimeSpan FallbackRead = TimeSpan.FromSeconds(5);
 
     private readonly IConnectionMultiplexer _multiplexer;
@@ -414,6 +434,17 @@ public sealed class RedisManagementStore : IManagementStore
     /// <inheritdoc/>
     public async ValueTask ReleaseUniqueAsync(string key, string taskId, CancellationToken cancellationToken = default) =>
         await Db.ScriptEvaluateAsync(ReleaseUniqueScript, [(RedisKey)(_keys.Prefix + "conveyor:" + key)], [taskId]).ConfigureAwait(false);
+
+    /// <inheritdoc/>
+    public async ValueTask<TokenReservation> ReserveTokenAsync(string bucket, double ratePerSecond, int burst, TimeSpan maxWait, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(bucket);
+        var reply = (RedisResult[])(await Db.ScriptEvaluateAsync(
+            ReserveTokenScript,
+            [(RedisKey)(_keys.Prefix + "conveyor:" + bucket)],
+            [(ratePerSecond / 1000).ToString("R", CultureInfo.InvariantCulture), burst, (long)maxWait.TotalMilliseconds]).ConfigureAwait(false))!;
+        return new TokenReservation((long)reply[0] == 1, TimeSpan.FromMilliseconds((long)reply[1]));
+    }
 
     private static string Cursor(int source, long position) => string.Create(CultureInfo.InvariantCulture, $"{source}:{position}");
 

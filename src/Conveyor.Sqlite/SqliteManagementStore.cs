@@ -22,6 +22,7 @@ public sealed class SqliteManagementStore : IManagementStore, IAsyncDisposable
         "CREATE TABLE IF NOT EXISTS paused_queues (queue TEXT PRIMARY KEY) WITHOUT ROWID;",
         "CREATE TABLE IF NOT EXISTS workers (name TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;",
         "CREATE TABLE IF NOT EXISTS progress (task_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;",
+        "CREATE TABLE IF NOT EXISTS rate_buckets (key TEXT PRIMARY KEY, micro_tokens INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;",
         "CREATE TABLE IF NOT EXISTS unique_keys (key TEXT PRIMARY KEY, task_id TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;",
     ];
 
@@ -30,6 +31,13 @@ public sealed class SqliteManagementStore : IManagementStore, IAsyncDisposable
         INSERT INTO unique_keys (key, task_id, expires_at) VALUES ($key, $task_id, $expires_at)
         ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, expires_at = excluded.expires_at
         WHERE unique_keys.expires_at <= $now;
+        """;
+
+    private const string SelectBucket = "SELECT micro_tokens, updated_at FROM rate_buckets WHERE key = $key;";
+
+    private const string UpsertBucket = """
+        INSERT INTO rate_buckets (key, micro_tokens, updated_at) VALUES ($key, $tokens, $now)
+        ON CONFLICT (key) DO UPDATE SET micro_tokens = excluded.micro_tokens, updated_at = excluded.updated_at;
         """;
 
     private const string SelectUnique = "SELECT task_id FROM unique_keys WHERE key = $key;";
@@ -459,6 +467,37 @@ public sealed class SqliteManagementStore : IManagementStore, IAsyncDisposable
         await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
         await _store.WriteAsync((Key: key, TaskId: taskId), static (context, s) =>
             context.Command(ReleaseUnique).With("$key", s.Key).With("$task_id", s.TaskId).ExecuteNonQuery(), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<TokenReservation> ReserveTokenAsync(string bucket, double ratePerSecond, int burst, TimeSpan maxWait, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(bucket);
+        await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+
+        // Read and update in one write transaction: the single writer of each process and SQLite's write lock
+        // across processes make it atomic. Every process's clock is the same machine's.
+        return await _store.WriteAsync((Key: bucket, Now: NowMs, Rate: ratePerSecond, Burst: burst, MaxWait: maxWait), static (context, s) =>
+        {
+            double tokens = s.Burst;
+            long at = s.Now;
+            using (var reader = context.Command(SelectBucket).With("$key", s.Key).ExecuteReader())
+            {
+                if (reader.Read())
+                {
+                    tokens = reader.GetInt64(0) / 1e6; // millionths of a token: an integer column
+                    at = reader.GetInt64(1);
+                }
+            }
+
+            var reservation = TokenBucket.Reserve(ref tokens, s.Now - at, s.Rate, s.Burst, s.MaxWait);
+            if (reservation.Granted)
+            {
+                context.Command(UpsertBucket).With("$key", s.Key).With("$tokens", (long)Math.Round(tokens * 1e6)).With("$now", s.Now).ExecuteNonQuery();
+            }
+
+            return reservation;
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Gives the file back (the last user closes it).</summary>

@@ -475,6 +475,65 @@ public abstract class ManagementConformanceTests<TFactory> : IClassFixture<TFact
         Assert.Equal([0L, 2L], seen.Order());
     }
 
+    [Theory]
+    [InlineData(RateLimitScope.Global, 2)]
+    [InlineData(RateLimitScope.Worker, 1)]
+    public async Task RateLimit_TenASecond_PacesRunsAndNoneFails(RateLimitScope scope, int workers)
+    {
+        await using var m = await CreateAsync(scope + "-" + workers);
+        var runs = new ConcurrentQueue<(long At, int Attempt)>();
+        m.T.Registry.Register("limited", (TaskContext context) => runs.Enqueue((Stopwatch.GetTimestamp(), context.Attempt)));
+        for (var i = 0; i < workers; i++)
+        {
+            await m.StartWorkerAsync(o => o.RateLimits.Add(new TaskRateLimit { Task = "limited", Limit = 10, Period = TimeSpan.FromSeconds(1), Scope = scope }));
+        }
+
+        var sent = new List<AsyncResult>();
+        for (var i = 0; i < 15; i++)
+        {
+            sent.Add(await m.T.Client.SendAsync(new Signature("limited")));
+        }
+
+        foreach (var result in sent)
+        {
+            Assert.Equal(TaskState.Success, (await result.WaitAsync(Wait)).State);
+        }
+
+        // 15 runs at 10 a second with a bucket of 1: the first at once, the 15th 1.4 s later at the earliest.
+        var times = runs.Select(r => r.At).Order().ToList();
+        Assert.Equal(15, times.Count);
+        var span = Stopwatch.GetElapsedTime(times[0], times[^1]);
+        Assert.True(span >= TimeSpan.FromMilliseconds(1300), $"15 runs took {span}: faster than 10 a second");
+        Assert.All(runs, r => Assert.Equal(1, r.Attempt));
+    }
+
+    [Fact]
+    public async Task RateLimit_TurnBeyondMaxWait_GoesBackWithAnEtaAndIsNotARetry()
+    {
+        await using var m = await CreateAsync();
+        var runs = new ConcurrentBag<int>();
+        m.T.Registry.Register("limited", (TaskContext context) => runs.Add(context.Attempt));
+        await m.StartWorkerAsync(o =>
+        {
+            o.RateLimitMaxWait = TimeSpan.Zero;
+            o.RateLimits.Add(new TaskRateLimit { Task = "limited", Limit = 4, Period = TimeSpan.FromSeconds(1), Scope = RateLimitScope.Global });
+        });
+
+        var sent = new List<AsyncResult>();
+        for (var i = 0; i < 4; i++)
+        {
+            sent.Add(await m.T.Client.SendAsync(new Signature("limited") { RetryCount = 0 }));
+        }
+
+        foreach (var result in sent)
+        {
+            Assert.Equal(TaskState.Success, (await result.WaitAsync(Wait)).State);
+        }
+
+        // RetryCount 0: a limited task that counted as a retry would have failed.
+        Assert.Equal([1, 1, 1, 1], runs);
+    }
+
     private static async Task<List<TaskSummary>> ListAllAsync(ConveyorManagement api, TaskQuery query)
     {
         var all = new List<TaskSummary>();
@@ -493,9 +552,9 @@ public abstract class ManagementConformanceTests<TFactory> : IClassFixture<TFact
         return all;
     }
 
-    private async Task<ManagedContext> CreateAsync([CallerMemberName] string testName = "")
+    private async Task<ManagedContext> CreateAsync(string? variant = null, [CallerMemberName] string testName = "")
     {
-        var t = await ConveyorTestContext.CreateAsync(Factory, testName);
+        var t = await ConveyorTestContext.CreateAsync(Factory, variant is null ? testName : testName + "-" + variant);
         var store = await Factory.CreateManagementStoreAsync(t.Broker, t.Backend);
         if (store is null)
         {

@@ -110,4 +110,7 @@ internal static partial class Log
 
     [LoggerMessage(1355, LogLevel.Debug, "Storing the progress of task {TaskId} failed; the task goes on")]
     public static partial void ProgressFailed(ILogger logger, Exception exception, string taskId);
+
+    [LoggerMessage(1356, LogLevel.Debug, "Task {TaskName} {TaskId} is rate-limited; published again to run in {Delay}")]
+    public static partial void RateLimited(ILogger logger, string taskName, string taskId, TimeSpan delay);
 }

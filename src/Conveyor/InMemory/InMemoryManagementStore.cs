@@ -18,6 +18,7 @@ public sealed class InMemoryManagementStore : IManagementStore
     private readonly Dictionary<string, (WorkerInfo Worker, DateTimeOffset ExpiresAt)> _workers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (TaskProgress Progress, DateTimeOffset ExpiresAt)> _progress = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (string TaskId, DateTimeOffset ExpiresAt)> _unique = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (double Tokens, DateTimeOffset At)> _buckets = new(StringComparer.Ordinal);
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _seq;
 
@@ -206,6 +207,23 @@ public sealed class InMemoryManagementStore : IManagementStore
         }
 
         return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<TokenReservation> ReserveTokenAsync(string bucket, double ratePerSecond, int burst, TimeSpan maxWait, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            var now = _time.GetUtcNow();
+            var (tokens, at) = _buckets.TryGetValue(bucket, out var b) ? b : (burst, now);
+            var reservation = TokenBucket.Reserve(ref tokens, (now - at).TotalMilliseconds, ratePerSecond, burst, maxWait);
+            if (reservation.Granted)
+            {
+                _buckets[bucket] = (tokens, now);
+            }
+
+            return ValueTask.FromResult(reservation);
+        }
     }
 
     private static TaskPage Page(IEnumerable<TaskSummary> all, TaskQuery query)

@@ -129,4 +129,17 @@ public interface IManagementStore
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when it is released.</returns>
     ValueTask ReleaseUniqueAsync(string key, string taskId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Reserves a token of a fleet-wide token bucket (refilled at <paramref name="ratePerSecond"/>, holding at most
+    /// <paramref name="burst"/>): a caller is given its turn, which may be in the future, so it sleeps once instead
+    /// of polling; a turn further than <paramref name="maxWait"/> away is refused with the time to ask again.
+    /// </summary>
+    /// <param name="bucket">The bucket's key.</param>
+    /// <param name="ratePerSecond">Tokens per second.</param>
+    /// <param name="burst">The bucket's size.</param>
+    /// <param name="maxWait">The longest turn to accept.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The reservation.</returns>
+    ValueTask<TokenReservation> ReserveTokenAsync(string bucket, double ratePerSecond, int burst, TimeSpan maxWait, CancellationToken cancellationToken = default);
 }

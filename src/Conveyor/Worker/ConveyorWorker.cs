@@ -111,6 +111,7 @@ public sealed class ConveyorWorker : BackgroundService
         });
 
         var control = await WorkerControl.StartAsync(_options, _services, WorkerControl.Describe(Name, Queue, _options.Concurrency, _time), _time, _logger, stoppingToken).ConfigureAwait(false);
+        using var rateLimits = WorkerRateLimits.Create(_options, control?.Store, _time, _logger);
         var sampler = _options.QueueDepthSampleInterval > TimeSpan.Zero ? SampleQueueDepthAsync(stoppingToken) : Task.CompletedTask;
         var reconnectDelay = _options.ReconnectDelay;
         while (!stoppingToken.IsCancellationRequested)
@@ -131,7 +132,7 @@ public sealed class ConveyorWorker : BackgroundService
                 // The pipeline: the consumer's bounded deliveries, Concurrency runners, one settler.
                 var settler = new StateSettler(_client.Backend, _logger, _time, Name, hardStop.Token);
                 await using var settlerDisposal = settler.ConfigureAwait(false);
-                var runner = new TaskRunner(_client, _registry, _options, _services, _scopeFactory, _logger, _workflow, settler, hardStop.Token) { Control = control };
+                var runner = new TaskRunner(_client, _registry, _options, _services, _scopeFactory, _logger, _workflow, settler, hardStop.Token) { Control = control, RateLimits = rateLimits };
                 var loops = new Task[_options.Concurrency];
                 for (var i = 0; i < loops.Length; i++)
                 {

@@ -57,6 +57,9 @@ internal sealed class TaskRunner
     /// <summary>The fleet's control state (revocations, unique keys), when the worker follows one.</summary>
     public WorkerControl? Control { get; init; }
 
+    /// <summary>The worker's rate limits, when it has any.</summary>
+    public WorkerRateLimits? RateLimits { get; init; }
+
     public async Task RunAsync(IBrokerDelivery delivery)
     {
         try
@@ -142,6 +145,15 @@ internal sealed class TaskRunner
         {
             // Revoked before it ran: it never runs; its final state says revoked (machinery reads FAILURE as final).
             await FailRevokedAsync(delivery, signature, context, baseState, attempt, activity).ConfigureAwait(false);
+            return;
+        }
+
+        if (RateLimits is { } limits && await limits.WaitForTurnAsync(signature, token).ConfigureAwait(false) is { Ticks: > 0 } later)
+        {
+            // Limited: back to the broker with an ETA; not failed, and not a retry (RetryCount and attempt kept).
+            signature.Eta = _time.GetUtcNow() + later;
+            await _client.PublishAsync(signature, CancellationToken.None).ConfigureAwait(false);
+            await delivery.AckAsync(CancellationToken.None).ConfigureAwait(false);
             return;
         }
 

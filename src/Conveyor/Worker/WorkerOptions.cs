@@ -105,5 +105,18 @@ public sealed class WorkerOptions
     [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// Rate limits on task names (<see cref="TaskRateLimit"/>), bound from <c>Conveyor:Worker:RateLimits</c>. A
+    /// global one needs a management store. Tasks without a limit pay one dictionary lookup.
+    /// </summary>
+    public IList<TaskRateLimit> RateLimits { get; } = [];
+
+    /// <summary>
+    /// The longest a rate-limited task waits in its worker for its turn; a later turn sends it back to the broker
+    /// with an ETA (not a retry). The default value is 5 seconds.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
+    public TimeSpan RateLimitMaxWait { get; set; } = TimeSpan.FromSeconds(5);
+
     internal int EffectivePrefetch => Prefetch > 0 ? Prefetch : Concurrency * 2;
 }
