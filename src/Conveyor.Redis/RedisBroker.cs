@@ -46,6 +46,7 @@ public sealed class RedisBroker : IBroker
     private readonly Lock _gate = new();
     private readonly HashSet<RedisMessageConsumer> _consumers = [];
     private readonly AsyncSignal _delayedPublished = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueKeys> _queueKeys = new(StringComparer.Ordinal);
     private bool _disposed;
 
     /// <summary>Creates a broker. It does no I/O until used.</summary>
@@ -99,10 +100,25 @@ public sealed class RedisBroker : IBroker
         }
 
         var level = Options.Priorities ? message.Priority : (byte)0;
+        var keys = KeysOf(message.Queue);
         levelText = level == 0 ? "0" : level.ToString(CultureInfo.InvariantCulture);
-        target = level == 0 ? Keys.Queue(message.Queue) : Keys.PriorityListPrefix(message.Queue) + levelText;
+        target = level == 0 ? keys.List : Keys.PriorityListPrefix(message.Queue) + levelText;
         return true;
     }
+
+    /// <summary>A queue's keys, computed once per queue and process (the hot path concatenates no key strings).</summary>
+    internal QueueKeys KeysOf(string queue)
+    {
+        if (_queueKeys.TryGetValue(queue, out var keys))
+        {
+            return keys;
+        }
+
+        keys = new QueueKeys(queue, Keys.Queue(queue), Keys.PriorityLevels(queue), Keys.QueueScope(queue));
+        return _queueKeys.Count < 10_000 ? _queueKeys.GetOrAdd(queue, keys) : keys;
+    }
+
+    internal sealed record QueueKeys(RedisValue Name, RedisKey List, RedisKey PriorityLevels, RedisValue Scope);
 
     /// <summary>Set when this process publishes a delayed message, so that its movers can look sooner than their interval.</summary>
     internal AsyncSignal DelayedPublished => _delayedPublished;

@@ -46,7 +46,14 @@ public sealed class RedisResultBackend : IResultBackend
     private const int MaxRememberedCreatedAt = 100_000;
 
     private readonly ConcurrentDictionary<string, Watch> _watches = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, string> _createdAt = new(StringComparer.Ordinal);
+    private static readonly RedisValue FlagState = "S";
+    private static readonly RedisValue FlagKnown = "K";
+    private static readonly RedisValue FlagAck = "A";
+    private static readonly RedisValue FlagStateAck = "SA";
+    private static readonly RedisValue FlagKnownAck = "KA";
+
+    private readonly ConcurrentDictionary<string, RedisValue> _createdAt = new(StringComparer.Ordinal);
+    private readonly string _stateChannelPrefix;
     private readonly Lock _gate = new();
     private readonly RedisValue _ttlSeconds;
     private readonly long _ttlMilliseconds;
@@ -70,6 +77,7 @@ public sealed class RedisResultBackend : IResultBackend
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<RedisResultBackend>();
         _ttlSeconds = (long)Math.Ceiling(options.ResultTtl.TotalSeconds);
         _ttlMilliseconds = (long)Math.Ceiling(options.ResultTtl.TotalMilliseconds);
+        _stateChannelPrefix = _keys.StateChannel(string.Empty);
     }
 
     /// <inheritdoc/>
@@ -141,82 +149,127 @@ public sealed class RedisResultBackend : IResultBackend
             return;
         }
 
-        var keys = new List<RedisKey>(batch.Count * 2 + 1) { _keys.Watched };
-        var values = new List<RedisValue>(batch.Count * 8);
-        List<RedisDelivery>? acknowledged = null;
-        var stateCount = 0;
-        foreach (var step in batch)
+        // Sized exactly: the arrays go to the wire as they are.
+        var keyCount = 1;
+        var valueCount = 2;
+        var acks = new RedisDelivery?[batch.Count];
+        for (var i = 0; i < batch.Count; i++)
         {
-            var ack = step.Ack is RedisDelivery delivery && delivery.IsUnsettled && delivery.Owner.Broker.Uses(_multiplexer) ? delivery : null;
+            var step = batch[i];
+            acks[i] = AcknowledgedHere(step.Ack);
+            if (step.State is not null)
+            {
+                keyCount++;
+                valueCount += 5;
+            }
+
+            if (acks[i] is not null)
+            {
+                keyCount++;
+                valueCount++;
+            }
+
+            if (step.State is not null || acks[i] is not null)
+            {
+                valueCount++;
+            }
+        }
+
+        if (keyCount == 1)
+        {
+            return;
+        }
+
+        var keys = new RedisKey[keyCount];
+        var values = new RedisValue[valueCount];
+        keys[0] = _keys.Watched;
+        values[0] = _options.UseKeyspaceNotifications ? string.Empty : _stateChannelPrefix;
+        values[1] = _keys.Prefix.Length;
+        var k = 1;
+        var v = 2;
+        List<RedisDelivery>? acknowledged = null;
+        HashSet<string>? read = null;
+        var readOrder = new List<string?>();
+        RedisKey lastKey = default;
+        string? lastTaskId = null;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var step = batch[i];
+            var ack = acks[i];
             if (step.State is null && ack is null)
             {
                 continue;
             }
 
-            var flagIndex = values.Count;
-            values.Add(RedisValue.Null);
-            var flags = string.Empty;
+            var flagIndex = v++;
             if (step.State is { } state)
             {
                 var (head, createdAt, tail) = SplitAtCreatedAt(WireFormat.SerializeState(state));
-                string? known = null;
-                if (state.State.IsCompleted())
+                RedisValue known;
+                var isKnown = state.State.IsCompleted()
+                    ? _createdAt.TryRemove(state.TaskId, out known)
+                    : _createdAt.TryGetValue(state.TaskId, out known);
+                if (!ReferenceEquals(state.TaskId, lastTaskId))
                 {
-                    _createdAt.TryRemove(state.TaskId, out known);
-                }
-                else
-                {
-                    _createdAt.TryGetValue(state.TaskId, out known);
+                    // A task's RECEIVED and STARTED come together: one key string for both.
+                    lastKey = _keys.State(state.TaskId);
+                    lastTaskId = state.TaskId;
                 }
 
-                flags = known is null ? "S" : "K";
-                keys.Add(_keys.State(state.TaskId));
-                values.Add(head);
-                values.Add(known is null ? (RedisValue)createdAt : known);
-                values.Add(tail);
-                values.Add(state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds);
-                values.Add(_options.UseKeyspaceNotifications ? string.Empty : _keys.StateChannel(state.TaskId));
-                values.Add(state.State.ToWireName());
-                stateCount++;
+                keys[k++] = lastKey;
+                // Mirrors the script's per-key memory: a key written once in the batch is never read again in it.
+                if ((read ??= new HashSet<string>(StringComparer.Ordinal)).Add(state.TaskId) && !isKnown)
+                {
+                    // The script reads this key's CreatedAt (once per key) and returns it; a final state's is not kept.
+                    readOrder.Add(state.State.IsCompleted() ? null : state.TaskId);
+                }
+
+                values[v++] = head;
+                values[v++] = isKnown ? known : (RedisValue)createdAt;
+                values[v++] = tail;
+                values[v++] = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
+                values[v++] = state.State.ToWireName();
+                values[flagIndex] = ack is null ? (isKnown ? FlagKnown : FlagState) : (isKnown ? FlagKnownAck : FlagStateAck);
+            }
+            else
+            {
+                values[flagIndex] = FlagAck;
             }
 
             if (ack is not null)
             {
-                flags += "A";
-                keys.Add(ack.Owner.InFlightKey);
-                values.Add(ack.RawBody);
-                (acknowledged ??= []).Add(ack);
+                keys[k++] = ack.Owner.InFlightKey;
+                values[v++] = ack.RawBody;
+                (acknowledged ??= new List<RedisDelivery>(batch.Count)).Add(ack);
             }
-
-            values[flagIndex] = flags;
         }
 
-        if (values.Count == 0)
+        var created = (RedisResult[])(await Database.ScriptEvaluateAsync(RedisScripts.Settle, keys, values).ConfigureAwait(false))!;
+        if (created.Length > 0)
         {
-            return;
-        }
-
-        var created = (RedisResult[])(await Database.ScriptEvaluateAsync(RedisScripts.Settle, [.. keys], [.. values]).ConfigureAwait(false))!;
-        var i = 0;
-        foreach (var step in batch)
-        {
-            if (step.State is not { } state)
+            // One value per key the script read, in step order: remembered until the task's final state.
+            var next = 0;
+            foreach (var taskId in readOrder)
             {
-                continue;
-            }
+                if (next >= created.Length)
+                {
+                    break;
+                }
 
-            if (i < created.Length && !state.State.IsCompleted())
-            {
+                var value = (RedisValue)created[next++];
+                if (taskId is null)
+                {
+                    continue;
+                }
+
                 if (_createdAt.Count >= MaxRememberedCreatedAt)
                 {
                     // Tasks whose final state another process wrote leave entries behind: start over now and then.
                     _createdAt.Clear();
                 }
 
-                _createdAt[state.TaskId] = (string)created[i]!;
+                _createdAt[taskId] = value;
             }
-
-            i++;
         }
 
         if (acknowledged is not null)
@@ -227,6 +280,9 @@ public sealed class RedisResultBackend : IResultBackend
             }
         }
     }
+
+    private RedisDelivery? AcknowledgedHere(IBrokerDelivery? delivery) =>
+        delivery is RedisDelivery redis && redis.IsUnsettled && redis.Owner.Broker.Uses(_multiplexer) ? redis : null;
 
     /// <inheritdoc/>
     /// <remarks>
@@ -244,32 +300,53 @@ public sealed class RedisResultBackend : IResultBackend
             return;
         }
 
-        var keys = new List<RedisKey>(batch.Count * 3 + 2) { _keys.Watched, redis.Keys.Queues };
-        var values = new List<RedisValue>(batch.Count * 8);
+        var immediate = 0;
+        var targets = new RedisKey[batch.Count];
+        var levels = new string[batch.Count];
         List<PendingPublish>? others = null;
-        foreach (var item in batch)
+        for (var i = 0; i < batch.Count; i++)
         {
-            if (!redis.TryGetImmediateTarget(item.Message, out var target, out var level))
+            if (redis.TryGetImmediateTarget(batch[i].Message, out targets[i], out levels[i]))
             {
-                (others ??= []).Add(item);
+                immediate++;
+            }
+            else
+            {
+                (others ??= []).Add(batch[i]);
+            }
+        }
+
+        var keys = new RedisKey[immediate * 3 + 2];
+        var values = new RedisValue[immediate * 7 + 2];
+        keys[0] = _keys.Watched;
+        keys[1] = redis.Keys.Queues;
+        values[0] = _options.UseKeyspaceNotifications ? string.Empty : _stateChannelPrefix;
+        values[1] = _keys.Prefix.Length;
+        var k = 2;
+        var v = 2;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (levels[i] is not { Length: > 0 } level)
+            {
                 continue;
             }
 
+            var item = batch[i];
             var state = item.State;
-            keys.Add(_keys.State(state.TaskId));
-            keys.Add(target);
-            keys.Add(redis.Keys.PriorityLevels(item.Message.Queue));
-            values.Add(WireFormat.SerializeState(state));
-            values.Add(state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds);
-            values.Add(_options.UseKeyspaceNotifications ? string.Empty : _keys.StateChannel(state.TaskId));
-            values.Add(state.State.ToWireName());
-            values.Add(item.Message.Body);
-            values.Add(item.Message.Queue);
-            values.Add(redis.Keys.QueueScope(item.Message.Queue));
-            values.Add(level);
+            var queue = redis.KeysOf(item.Message.Queue);
+            keys[k++] = _keys.State(state.TaskId);
+            keys[k++] = targets[i];
+            keys[k++] = queue.PriorityLevels;
+            values[v++] = WireFormat.SerializeState(state);
+            values[v++] = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
+            values[v++] = state.State.ToWireName();
+            values[v++] = item.Message.Body;
+            values[v++] = queue.Name;
+            values[v++] = queue.Scope;
+            values[v++] = level;
         }
 
-        var pushed = values.Count > 0 ? Database.ScriptEvaluateAsync(RedisScripts.Enqueue, [.. keys], [.. values]) : null;
+        var pushed = immediate > 0 ? Database.ScriptEvaluateAsync(RedisScripts.Enqueue, keys, values) : null;
         if (others is not null)
         {
             await DefaultEnqueueAsync(broker, others, cancellationToken).ConfigureAwait(false);

@@ -61,7 +61,7 @@ internal sealed class BenchSettings : ConnectionSettings
 /// </summary>
 internal sealed class BenchCommand : AsyncCommand<BenchSettings>
 {
-    private const int PublishersAtOnce = 16;
+    private const int PublishersAtOnce = 128;
     private const int MinStateWindow = 64;
     private const int MaxStateWindow = 4096;
     private static readonly JsonSerializerOptions ReportJson = new(CliJson.Options) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };

@@ -238,8 +238,7 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
         var count = items.Length / 2;
         for (var i = 0; i < items.Length; i += 2)
         {
-            var level = (string)items[i]!;
-            var delivery = new RedisDelivery(this, (byte[])items[i + 1]!, level == "0" ? (byte)0 : byte.Parse(level, CultureInfo.InvariantCulture));
+            var delivery = new RedisDelivery(this, (byte[])items[i + 1]!, (byte)(int)items[i]);
             Interlocked.Decrement(ref _credits);
             _unsettled[delivery] = 0;
             _channel.Writer.TryWrite(delivery);

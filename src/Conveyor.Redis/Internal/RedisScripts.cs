@@ -73,7 +73,7 @@ internal static class RedisScripts
     /// Moves up to ARGV[1] messages, highest priority level first then the plain queue, each with LMOVE to the
     /// consumer's in-flight list, and returns them as (level, body) pairs. Refuses (returns -1) while the consumer's
     /// heartbeat is missing: a consumer that was declared dead heartbeats again before it takes more work, so no
-    /// in-flight list ever fills without a live heartbeat and a registry entry. When nothing was found it sets the
+    /// in-flight list ever fills without a live heartbeat and a registry entry. Levels are numbers. When nothing was found it sets the
     /// idle flag (see <see cref="WakeFunction"/>).
     /// KEYS: priority levels, queue, in-flight list, heartbeat, idle flag. ARGV: max, idle flag PX, priority list prefix.
     /// </summary>
@@ -93,7 +93,7 @@ internal static class RedisScripts
               break
             end
             n = n + 1
-            out[#out + 1] = level
+            out[#out + 1] = tonumber(level)
             out[#out + 1] = v
           end
         end
@@ -101,7 +101,7 @@ internal static class RedisScripts
           local v = redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'RIGHT')
           if not v then break end
           n = n + 1
-          out[#out + 1] = '0'
+          out[#out + 1] = 0
           out[#out + 1] = v
         end
         if n == 0 then redis.call('SET', KEYS[5], '1', 'PX', ARGV[2]) end
@@ -293,17 +293,20 @@ internal static class RedisScripts
     /// <summary>
     /// A worker's batch: states stored in order (each keeping the stored CreatedAt, read once per key, or skipping
     /// the read when the caller knows it), each followed where asked by the removal of its message from the
-    /// consumer's in-flight list (the acknowledgement), all in one step. Returns the CreatedAt used for each state.
+    /// consumer's in-flight list (the acknowledgement), all in one step. Returns the CreatedAt it read, once per key it read.
     /// KEYS: the watched set, then per step its state key (when it has a state) and its in-flight list (when it acks).
-    /// ARGV: per step a flag string ('S' state reading CreatedAt, 'K' state with a known CreatedAt, 'A' ack), then
-    /// six values per state as for <see cref="SetState"/>, then the message body per ack.
+    /// ARGV: the state channel prefix ('' = no notifications) and the length of the state key prefix (a state's
+    /// channel is the channel prefix and its task id), then per step a flag string ('S' state reading CreatedAt,
+    /// 'K' state with a known CreatedAt, 'A' ack), five values per state (head, CreatedAt, tail, TTL, state name),
+    /// and the message body per ack.
     /// </summary>
     public const string Settle = NotifyFunction + """
         local w = conveyor_watched(KEYS[1])
         local kept = {}
         local out = {}
         local k = 2
-        local a = 1
+        local skip = tonumber(ARGV[2])
+        local a = 3
         while a <= #ARGV do
           local flags = ARGV[a]
           a = a + 1
@@ -316,12 +319,14 @@ internal static class RedisScripts
               created = ARGV[a + 1]
             elseif not created then
               created = conveyor_created(redis.call('GET', key), ARGV[a + 1])
+              out[#out + 1] = created
             end
             kept[key] = created
             redis.call('SET', key, ARGV[a] .. created .. ARGV[a + 2], 'EX', ARGV[a + 3])
-            conveyor_notify(w, KEYS[1], ARGV[a + 4], ARGV[a + 5])
-            out[#out + 1] = created
-            a = a + 6
+            if w ~= nil and ARGV[1] ~= '' then
+              conveyor_notify(w, KEYS[1], ARGV[1] .. string.sub(key, skip + 1), ARGV[a + 4])
+            end
+            a = a + 5
           end
           if string.find(flags, 'A', 1, true) then
             redis.call('LREM', KEYS[k], 1, ARGV[a])
@@ -336,25 +341,29 @@ internal static class RedisScripts
     /// A producer's batch: per message its PENDING state (machinery's SetStatePending: a plain SET, no read), then
     /// the push as <see cref="Publish"/> does it; the queue is noted and its idle consumers woken once per batch.
     /// KEYS: the watched set, the queues set, then per message its state key, target list and priority levels.
-    /// ARGV: per message state JSON, TTL (s), channel ('' = none), state name, body, queue name, queue scope, level.
+    /// ARGV: the state channel prefix ('' = no notifications) and the length of the state key prefix, then per
+    /// message its state JSON, TTL (s), state name, body, queue name, queue scope and priority level.
     /// </summary>
     public const string Enqueue = WakeFunction + NotifyFunction + """
         local w = conveyor_watched(KEYS[1])
+        local skip = tonumber(ARGV[2])
         local noted = {}
         local woken = {}
         local n = (#KEYS - 2) / 3
         for i = 1, n do
           local k = 2 + (i - 1) * 3
-          local a = (i - 1) * 8
+          local a = 2 + (i - 1) * 7
           redis.call('SET', KEYS[k + 1], ARGV[a + 1], 'EX', ARGV[a + 2])
-          conveyor_notify(w, KEYS[1], ARGV[a + 3], ARGV[a + 4])
-          redis.call('RPUSH', KEYS[k + 2], ARGV[a + 5])
-          if ARGV[a + 8] ~= '0' then redis.call('ZADD', KEYS[k + 3], ARGV[a + 8], ARGV[a + 8]) end
-          if not noted[ARGV[a + 6]] then
-            noted[ARGV[a + 6]] = true
-            redis.call('SADD', KEYS[2], ARGV[a + 6])
+          if w ~= nil and ARGV[1] ~= '' then
+            conveyor_notify(w, KEYS[1], ARGV[1] .. string.sub(KEYS[k + 1], skip + 1), ARGV[a + 3])
           end
-          woken[ARGV[a + 7]] = true
+          redis.call('RPUSH', KEYS[k + 2], ARGV[a + 4])
+          if ARGV[a + 7] ~= '0' then redis.call('ZADD', KEYS[k + 3], ARGV[a + 7], ARGV[a + 7]) end
+          if not noted[ARGV[a + 5]] then
+            noted[ARGV[a + 5]] = true
+            redis.call('SADD', KEYS[2], ARGV[a + 5])
+          end
+          woken[ARGV[a + 6]] = true
         end
         for scope, _ in pairs(woken) do conveyor_wake(scope) end
         return n

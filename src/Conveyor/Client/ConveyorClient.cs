@@ -17,6 +17,10 @@ public sealed class ConveyorClient
     private const int EnqueueCapacity = 4096;
     private const int MaxEnqueueBatch = 256;
 
+    // Batches of publishes may overlap: nothing orders concurrent publishers, and a caller that awaits each publish
+    // is ordered anyway (a client that pipelines, like StackExchange.Redis, also keeps the batches in order).
+    private const int EnqueueWritesInFlight = 4;
+
     private readonly ILogger _logger;
     private GroupCommitQueue<PendingPublish>? _enqueuer;
 
@@ -257,7 +261,8 @@ public sealed class ConveyorClient
             var created = new GroupCommitQueue<PendingPublish>(
                 (batch, ct) => Backend.EnqueueAsync(Broker, batch, ct),
                 EnqueueCapacity,
-                MaxEnqueueBatch);
+                MaxEnqueueBatch,
+                EnqueueWritesInFlight);
             if (Interlocked.CompareExchange(ref _enqueuer, created, null) is { } raced)
             {
                 _ = created.DisposeAsync().AsTask();
