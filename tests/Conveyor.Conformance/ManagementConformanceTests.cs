@@ -98,7 +98,7 @@ public abstract class ManagementConformanceTests<TFactory> : WorkerControlConfor
         await failed.WaitAsync(Wait);
 
         await ConveyorTestContext.EventuallyAsync(
-            async () => (await m.Api.ListTasksAsync(new TaskQuery { State = ManagedTaskState.Succeeded, Name = "hold", Limit = 1000 })).Tasks.Any(t => t.Id == held.TaskId),
+            async () => (await ListAllAsync(m.Api, new TaskQuery { State = ManagedTaskState.Succeeded, Name = "hold", Limit = 1000 })).Any(t => t.Id == held.TaskId),
             "the succeeded task is listed");
         var failures = await ListAllAsync(m.Api, new TaskQuery { State = ManagedTaskState.Failed, Name = "boom", Limit = 1000 });
         var failure = Assert.Single(failures, t => t.Id == failed.TaskId);
