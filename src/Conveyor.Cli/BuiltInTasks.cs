@@ -1,3 +1,4 @@
+using Conveyor.Cli.Bench;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Conveyor.Cli;
@@ -11,9 +12,9 @@ internal static class BuiltInTasks
     public static TaskRegistry Register(TaskRegistry registry)
     {
         return registry
-            .Register("add", async (long a, long b, TaskContext context) =>
+            .Register("add", (long a, long b, TaskContext context) =>
             {
-                await TrackBenchExecutionAsync(context).ConfigureAwait(false);
+                TrackBenchExecution(a, context);
                 return a + b;
             })
             .Register("multiply", (long a, long b) => a * b)
@@ -29,44 +30,18 @@ internal static class BuiltInTasks
     }
 
     /// <summary>
-    /// Counts benchmark executions through the backend's idempotent group counter: the first run of a task
-    /// registers it, a second run registers the task as a duplicate. Works across processes and providers.
+    /// Counts a benchmark task in this process's <see cref="BenchTally"/> (memory only: the workers report their
+    /// tallies now and then, so counting costs the backend nothing per task). The benchmark publishes
+    /// <c>add(i, 1)</c>: the first argument is the task's index in the run.
     /// </summary>
-    private static async ValueTask TrackBenchExecutionAsync(TaskContext context)
+    private static void TrackBenchExecution(long index, TaskContext context)
     {
         if (context.Signature.GetHeader(BenchHeader) is not { Length: > 0 } runId)
         {
             return;
         }
 
-        var backend = (context.Services ?? throw new InvalidOperationException("the built-in tasks run in the CLI's host")).GetRequiredService<IResultBackend>();
-
-        // Counting is the benchmark's business, not the task's: a backend hiccup here must not fail the task, so
-        // it is retried a few times and then given up (the run's duplicate count may then be an undercount).
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                var execution = await backend.CompleteGroupMemberAsync(ExecutionGroup(runId), context.TaskId, succeeded: true, cancellationToken: context.CancellationToken).ConfigureAwait(false);
-                if (!execution.IsFirstCompletion)
-                {
-                    await backend.CompleteGroupMemberAsync(DuplicateGroup(runId), context.TaskId, succeeded: true, cancellationToken: context.CancellationToken).ConfigureAwait(false);
-                }
-
-                return;
-            }
-            catch (Exception) when (attempt < 5 && !context.CancellationToken.IsCancellationRequested)
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt), context.CancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception) when (!context.CancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-        }
+        var services = context.Services ?? throw new InvalidOperationException("the built-in tasks run in the CLI's host");
+        services.GetRequiredService<BenchTally>().Record(runId, index);
     }
-
-    public static string ExecutionGroup(string runId) => "conveyor_bench_exec_" + runId;
-
-    public static string DuplicateGroup(string runId) => "conveyor_bench_dup_" + runId;
 }

@@ -1,6 +1,8 @@
+using Conveyor.Cli.Bench;
 using Conveyor.Cli.Commands;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -135,8 +137,12 @@ internal static class CliHost
     };
 
     /// <summary>The built-in tasks' registry, for commands that run workers.</summary>
-    public static IConveyorBuilder AddBuiltInTasks(this HostApplicationBuilder builder) =>
-        builder.Services.AddConveyor(conveyor => BuiltInTasks.Register(conveyor.Tasks));
+    public static IConveyorBuilder AddBuiltInTasks(this HostApplicationBuilder builder)
+    {
+        // The add task counts benchmark runs here (see BenchTally).
+        builder.Services.TryAddSingleton<BenchTally>();
+        return builder.Services.AddConveyor(conveyor => BuiltInTasks.Register(conveyor.Tasks));
+    }
 }
 
 /// <summary>A started host and what the commands use from it; disposing stops the host gracefully.</summary>

@@ -129,7 +129,7 @@ public sealed class RabbitMqBroker : IBroker
         try
         {
             await channel.BasicQosAsync(0, (ushort)Math.Min(options.Prefetch, ushort.MaxValue), global: false, cancellationToken).ConfigureAwait(false);
-            var consumer = new RabbitMqConsumer(this, channel, connection, queue, _logger);
+            var consumer = new RabbitMqConsumer(this, channel, connection, queue, options.Prefetch, _logger);
             consumer.Tag = await channel.BasicConsumeAsync(queue, autoAck: false, consumerTag: ConsumerTag(options.ConsumerName), noLocal: false, exclusive: false, arguments: null, consumer, cancellationToken).ConfigureAwait(false);
             _consumers.TryAdd(consumer, 0);
             return new TrackedConsumer(this, consumer);

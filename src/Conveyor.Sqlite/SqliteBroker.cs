@@ -342,6 +342,10 @@ public sealed class SqliteBroker : IBroker
 
         private SqliteStore Store => _broker._store;
 
+        public SqliteStore StoreOf => _broker._store;
+
+        public string LeaseOwner => _owner;
+
         public void Start()
         {
             Store.Poller.Subscribe();
@@ -443,6 +447,12 @@ public sealed class SqliteBroker : IBroker
                 throw;
             }
 
+            CompleteSettle(delivery, held);
+        }
+
+        /// <summary>After a settlement's commit: the delivery is done, its credit returns.</summary>
+        public void CompleteSettle(Delivery delivery, bool held)
+        {
             delivery.EndSettle();
             if (_held.TryRemove(delivery.Id, out _))
             {
@@ -651,8 +661,39 @@ public sealed class SqliteBroker : IBroker
         }
     }
 
+    /// <summary>
+    /// For a result backend on the same database file: begins acknowledging <paramref name="delivery"/> inside the
+    /// backend's own write (the row's DELETE in the transaction that stores the final state). False when it is not
+    /// this store's, or already settled.
+    /// </summary>
+    internal static bool TryBeginAck(IBrokerDelivery delivery, SqliteStore store, out long id, out string owner)
+    {
+        if (delivery is Delivery ours && ReferenceEquals(ours.Owner.StoreOf, store) && ours.TryBeginSettle())
+        {
+            id = ours.Id;
+            owner = ours.Owner.LeaseOwner;
+            return true;
+        }
+
+        id = 0;
+        owner = string.Empty;
+        return false;
+    }
+
+    /// <summary>Ends an acknowledgement begun with <see cref="TryBeginAck"/> after its commit (<paramref name="held"/>: the lease was still ours).</summary>
+    internal static void EndAck(IBrokerDelivery delivery, bool held)
+    {
+        var ours = (Delivery)delivery;
+        ours.Owner.CompleteSettle(ours, held);
+    }
+
+    /// <summary>Undoes <see cref="TryBeginAck"/> when the write failed: the delivery may be settled again.</summary>
+    internal static void AbortAck(IBrokerDelivery delivery) => ((Delivery)delivery).AbortSettle();
+
     private sealed class Delivery(Consumer owner, long id, string queue, byte[] body, int deliveryCount) : IBrokerDelivery
     {
+        public Consumer Owner => owner;
+
         private const int Open = 0;
         private const int Settling = 1;
         private const int Done = 2;

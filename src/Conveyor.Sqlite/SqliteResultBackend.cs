@@ -24,7 +24,10 @@ public sealed class SqliteResultBackend : IResultBackend
     private readonly TimeProvider _time;
     private const int MaxCachedGroups = 1024;
     private readonly long _resultTtlMs;
+    private const int MaxRememberedCreatedAt = 100_000;
+
     private readonly ConcurrentDictionary<string, IReadOnlyList<string>> _memberIds = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _createdAt = new(StringComparer.Ordinal);
     private int _disposed;
 
     /// <summary>Creates a backend. Does no I/O: the database is opened (and its schema created) on first use.</summary>
@@ -107,44 +110,196 @@ public sealed class SqliteResultBackend : IResultBackend
         var body = WireFormat.SerializeState(state);
         return new ValueTask(_store.WriteAsync((Backend: this, State: state, Body: body), static (context, s) =>
         {
-            var now = s.Backend.NowMs;
-            var state = s.State;
-            var createdAt = state.CreatedAt;
-            var body = s.Body;
-            using (var reader = context.Command(Sql.SelectCreatedAt).With("$task_id", state.TaskId).With("$now", now).ExecuteReader())
+            s.Backend.WriteState(context, s.State, s.Body, known: false);
+            return 0;
+        }, cancellationToken));
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// One write for the batch, committed with whatever else is waiting: the states in order and, for deliveries of
+    /// a <see cref="SqliteBroker"/> on the same file, each message's row deleted right after its state, in the same
+    /// transaction. The CreatedAt that a task's first state found is remembered until its final state, which is then
+    /// serialized right on the caller's thread and needs no read.
+    /// </remarks>
+    public async ValueTask SettleAsync(IReadOnlyList<Settlement> batch, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        ThrowIfDisposed();
+        if (batch.Count == 0)
+        {
+            return;
+        }
+
+        await _store.EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        var steps = new SettleStep[batch.Count];
+        for (var i = 0; i < steps.Length; i++)
+        {
+            var step = batch[i];
+            var known = false;
+            byte[]? body = null;
+            var state = step.State;
+            if (state is not null)
             {
-                if (reader.Read() && reader.GetInt64(0) != 0)
+                if (_createdAt.TryGetValue(state.TaskId, out var created))
                 {
-                    // Machinery keeps the first CreatedAt of a task across its states.
-                    var stored = new DateTimeOffset(reader.GetInt64(0), TimeSpan.Zero).ToOffset(TimeSpan.FromMinutes(reader.GetInt32(1)));
-                    if (stored != createdAt || stored.Offset != createdAt.Offset)
+                    known = true;
+                    if (state.State.IsCompleted())
                     {
-                        createdAt = stored;
-                        body = WireFormat.SerializeState(new TaskStateRecord
-                        {
-                            TaskId = state.TaskId,
-                            TaskName = state.TaskName,
-                            State = state.State,
-                            Results = state.Results,
-                            Error = state.Error,
-                            CreatedAt = stored,
-                            Ttl = state.Ttl,
-                        });
+                        _createdAt.TryRemove(state.TaskId, out _);
                     }
+
+                    if (created != state.CreatedAt || created.Offset != state.CreatedAt.Offset)
+                    {
+                        state = CopyWithCreatedAt(state, created);
+                    }
+                }
+
+                body = WireFormat.SerializeState(state);
+            }
+
+            long id = 0;
+            string? owner = null;
+            var acks = step.Ack is { } delivery && SqliteBroker.TryBeginAck(delivery, _store, out id, out owner);
+            steps[i] = new SettleStep(state, body, known, acks ? step.Ack : null, id, owner);
+        }
+
+        bool[] held;
+        try
+        {
+            held = await _store.WriteAsync((Backend: this, Steps: steps), static (context, s) =>
+            {
+                var held = new bool[s.Steps.Length];
+                Dictionary<string, DateTimeOffset>? memo = null;
+                for (var i = 0; i < s.Steps.Length; i++)
+                {
+                    var step = s.Steps[i];
+                    if (step.State is { } state)
+                    {
+                        var known = step.Known;
+                        var body = step.Body!;
+                        if (!known && memo is not null && memo.TryGetValue(state.TaskId, out var created))
+                        {
+                            // This task's earlier state in the batch read it: no second read.
+                            known = true;
+                            if (created != state.CreatedAt || created.Offset != state.CreatedAt.Offset)
+                            {
+                                body = WireFormat.SerializeState(CopyWithCreatedAt(state, created));
+                            }
+                        }
+
+                        var stored = s.Backend.WriteState(context, state, body, known);
+                        if (!known)
+                        {
+                            (memo ??= new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal))[state.TaskId] = stored;
+                            step.StoredCreatedAt = stored;
+                        }
+                    }
+
+                    if (step.Ack is not null)
+                    {
+                        held[i] = context.Command(Sql.Ack).With("$id", step.MessageId).With("$owner", step.LeaseOwner!).ExecuteNonQuery() == 1;
+                    }
+                }
+
+                return held;
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            foreach (var step in steps)
+            {
+                if (step.Ack is { } delivery)
+                {
+                    SqliteBroker.AbortAck(delivery);
                 }
             }
 
-            context.Command(Sql.UpsertState)
-                .With("$task_id", state.TaskId)
-                .With("$created_at", createdAt.UtcTicks)
-                .With("$created_offset", (int)createdAt.Offset.TotalMinutes)
-                .With("$expires_at", now + s.Backend._resultTtlMs)
-                .With("$change_seq", context.StateSeq)
-                .With("$body", body)
-                .ExecuteNonQuery();
-            context.StateChanged(state.TaskId);
-            return 0;
-        }, cancellationToken));
+            throw;
+        }
+
+        for (var i = 0; i < steps.Length; i++)
+        {
+            var step = steps[i];
+            if (step.Ack is { } delivery)
+            {
+                SqliteBroker.EndAck(delivery, held[i]);
+            }
+
+            if (step.State is { } state && step.StoredCreatedAt is { } stored && !state.State.IsCompleted())
+            {
+                if (_createdAt.Count >= MaxRememberedCreatedAt)
+                {
+                    // Tasks whose final state another process wrote leave entries behind: start over now and then.
+                    _createdAt.Clear();
+                }
+
+                _createdAt[state.TaskId] = stored;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Stores one state on the writer thread, keeping the first CreatedAt of the task (machinery's) unless the
+    /// caller already put it in the body (<paramref name="known"/>). Returns the CreatedAt stored.
+    /// </summary>
+    private DateTimeOffset WriteState(WriteContext context, TaskStateRecord state, byte[] body, bool known)
+    {
+        var now = NowMs;
+        var createdAt = state.CreatedAt;
+        if (!known)
+        {
+            using var reader = context.Command(Sql.SelectCreatedAt).With("$task_id", state.TaskId).With("$now", now).ExecuteReader();
+            if (reader.Read() && reader.GetInt64(0) != 0)
+            {
+                // Machinery keeps the first CreatedAt of a task across its states.
+                var stored = new DateTimeOffset(reader.GetInt64(0), TimeSpan.Zero).ToOffset(TimeSpan.FromMinutes(reader.GetInt32(1)));
+                if (stored != createdAt || stored.Offset != createdAt.Offset)
+                {
+                    createdAt = stored;
+                    body = WireFormat.SerializeState(CopyWithCreatedAt(state, stored));
+                }
+            }
+        }
+
+        context.Command(Sql.UpsertState)
+            .With("$task_id", state.TaskId)
+            .With("$created_at", createdAt.UtcTicks)
+            .With("$created_offset", (int)createdAt.Offset.TotalMinutes)
+            .With("$expires_at", now + _resultTtlMs)
+            .With("$change_seq", context.StateSeq)
+            .With("$body", body)
+            .ExecuteNonQuery();
+        context.StateChanged(state.TaskId);
+        return createdAt;
+    }
+
+    private static TaskStateRecord CopyWithCreatedAt(TaskStateRecord state, DateTimeOffset createdAt) => new()
+    {
+        TaskId = state.TaskId,
+        TaskName = state.TaskName,
+        State = state.State,
+        Results = state.Results,
+        Error = state.Error,
+        CreatedAt = createdAt,
+        Ttl = state.Ttl,
+    };
+
+    private sealed class SettleStep(TaskStateRecord? state, byte[]? body, bool known, IBrokerDelivery? ack, long messageId, string? leaseOwner)
+    {
+        public TaskStateRecord? State { get; } = state;
+
+        public byte[]? Body { get; } = body;
+
+        public bool Known { get; } = known;
+
+        public IBrokerDelivery? Ack { get; } = ack;
+
+        public long MessageId { get; } = messageId;
+
+        public string? LeaseOwner { get; } = leaseOwner;
+
+        public DateTimeOffset? StoredCreatedAt { get; set; }
     }
 
     /// <inheritdoc/>

@@ -159,6 +159,40 @@ public sealed class RabbitMqBrokerTests(RabbitMqRedisProviderFactory factory) : 
     }
 
     [Fact]
+    public async Task Ack_CoalescedBehindAHeldDelivery_FreesThePrefetchWindow_AndNothingComesBack()
+    {
+        await using var t = await ConveyorTestContext.CreateAsync(factory);
+        const int Count = 40;
+        for (var i = 0; i < Count; i++)
+        {
+            await t.Broker.PublishAsync(new OutgoingMessage($"task_{i}", t.Queue, Encoding.UTF8.GetBytes($"m{i}")));
+        }
+
+        IBrokerDelivery held;
+        var acked = new HashSet<string>(StringComparer.Ordinal);
+        await using (var consumer = await t.Broker.ConsumeAsync(t.Queue, new ConsumeOptions { Prefetch = 8 }))
+        {
+            // The first delivery stays unsettled (a long task); every later one is acknowledged. If acknowledgements
+            // waited for it, the window of 8 would stay full after 7 and the rest would never arrive.
+            held = await consumer.Deliveries.ReadAsync().AsTask().WaitAsync(Wait);
+            while (acked.Count < Count - 1)
+            {
+                var delivery = await consumer.Deliveries.ReadAsync().AsTask().WaitAsync(Wait);
+                Assert.True(acked.Add(Encoding.UTF8.GetString(delivery.Body.Span)));
+                await delivery.AckAsync();
+            }
+
+            await held.AckAsync();
+        }
+
+        // Closing the channel requeues whatever RabbitMQ did not see acknowledged: nothing may be left.
+        await using var connection = await TestServers.ConnectRawAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        Assert.Null(await channel.BasicGetAsync(t.Queue, autoAck: false));
+        Assert.DoesNotContain(Encoding.UTF8.GetString(held.Body.Span), acked);
+    }
+
+    [Fact]
     public void AmqpUrl_ParsesSeveralUrlsAndParameters()
     {
         var options = AmqpUrl.Parse("amqps://u:p@h1:5671/vh?exchange=ex&exchange_type=topic&binding_key=k.%23&max_priority=5, amqps://h2/vh");

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Conveyor.Cli.Bench;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
@@ -56,12 +57,17 @@ internal sealed class BenchSettings : ConnectionSettings
 /// <summary>
 /// <c>conveyor bench</c>: the end-to-end benchmark. Publishes N add tasks, watches their states until the
 /// producer has seen every result, and reports throughput, latency (from just before publish to SUCCESS seen by
-/// the producer), lost tasks and duplicates (tasks that ran more than once, counted by the workers through the
-/// backend's idempotent group counter).
+/// the producer), lost tasks and duplicates (tasks that ran more than once: each worker counts what it ran in memory
+/// and reports it a few times per run, see <see cref="BenchReports"/>), the CPU time of the producer and of the
+/// workers, and, on Redis, the server's calls and CPU per task. The benchmark adds no backend work per task of its
+/// own beyond reading the states it waits for.
 /// </summary>
 internal sealed class BenchCommand : AsyncCommand<BenchSettings>
 {
     private const int PublishersAtOnce = 128;
+
+    // Up to this many tasks in flight, the producer waits on the oldest one's change notification (latency runs).
+    private const int WatchedPendingMax = 16;
     private const int MinStateWindow = 64;
     private const int MaxStateWindow = 4096;
     private static readonly JsonSerializerOptions ReportJson = new(CliJson.Options) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
@@ -97,9 +103,43 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
                 await WarmUpAsync(client, settings, session, cancellationToken).ConfigureAwait(false);
             }
 
-            var report = await RunAsync(client, session, settings, cancellationToken).ConfigureAwait(false);
-            Print(report, settings.Json);
-            return report.Lost == 0 ? ExitCodes.Success : ExitCodes.TaskFailed;
+            await using var redis = await RedisServerStats.OpenAsync([session.Options.Broker, session.Options.ResultBackend], cancellationToken).ConfigureAwait(false);
+            var redisBefore = redis is null ? null : await redis.SnapshotAsync(cancellationToken).ConfigureAwait(false);
+            var cpuBefore = Environment.CpuUsage.TotalTime;
+            var run = await RunAsync(client, session, settings, cancellationToken).ConfigureAwait(false);
+            var producerCpu = Environment.CpuUsage.TotalTime - cpuBefore;
+            var redisStats = redis is null ? null : RedisServerStats.PerTask(redisBefore!, await redis.SnapshotAsync(cancellationToken).ConfigureAwait(false), settings.Tasks);
+
+            // The workers' counts: in this process, read directly; elsewhere, from their reports, which the workers
+            // started here write a last time as they stop.
+            BenchExecutionSummary executions;
+            if (inProcess)
+            {
+                var tally = session.Services.GetRequiredService<BenchTally>();
+                executions = BenchExecutionSummary.Combine(tally.Report(run.RunId, "in-process") is { } report ? [report] : []);
+                tally.Remove(run.RunId);
+            }
+            else
+            {
+                await StopWorkersAsync(workers).ConfigureAwait(false);
+                workers.Clear();
+                executions = await CollectReportsAsync(session.Backend, run, cancellationToken).ConfigureAwait(false);
+            }
+
+            var result = run.Report with
+            {
+                Executions = executions.Workers > 0 ? executions.Executions : null,
+                Duplicates = executions.Workers > 0 ? executions.Duplicates : null,
+                Uncounted = executions.Workers > 0 ? Math.Max(0, run.Report.Tasks - run.Report.Lost - executions.DistinctTasks) : null,
+                WorkersReported = executions.Workers,
+                ProducerCpuSeconds = Math.Round(producerCpu.TotalSeconds, 3),
+                WorkersCpuSeconds = !inProcess && executions.Workers > 0 ? Math.Round(executions.RunCpuSeconds, 3) : null,
+                WorkersProcessCpuSeconds = !inProcess && executions.Workers > 0 ? Math.Round(executions.ProcessCpuSeconds, 3) : null,
+                WorkersInProcess = inProcess,
+                Redis = redisStats,
+            };
+            Print(result, settings.Json);
+            return result.Lost == 0 ? ExitCodes.Success : ExitCodes.TaskFailed;
         }
         finally
         {
@@ -109,6 +149,39 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
                 await worker.StopAsync(CancellationToken.None).ConfigureAwait(false);
                 worker.Dispose();
             }
+        }
+    }
+
+    /// <summary>
+    /// Reads the workers' reports until they account for every task seen finished (a worker elsewhere reports once
+    /// a second) or a few report intervals pass (a worker killed mid-run never reports its last second).
+    /// </summary>
+    private static async Task<BenchExecutionSummary> CollectReportsAsync(IResultBackend backend, BenchRun run, CancellationToken cancellationToken)
+    {
+        var finished = run.Report.Tasks - run.Report.Lost;
+        var patience = Stopwatch.StartNew();
+        try
+        {
+            BenchExecutionSummary summary;
+            while (true)
+            {
+                summary = BenchExecutionSummary.Combine(await BenchReports.ReadAsync(backend, run.RunId, cancellationToken).ConfigureAwait(false));
+                if (summary.DistinctTasks >= finished || patience.Elapsed > BenchReporter.Interval * 3)
+                {
+                    break;
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(200), cancellationToken).ConfigureAwait(false);
+            }
+
+            await BenchReports.DeleteAsync(backend, run.RunId, cancellationToken).ConfigureAwait(false);
+            return summary;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The run's figures stand without the counts: say why they are missing.
+            await Console.Error.WriteLineAsync($"conveyor bench: reading the workers' counts failed ({ex.GetType().Name}: {ex.Message}); duplicates not counted").ConfigureAwait(false);
+            return BenchExecutionSummary.Combine([]);
         }
     }
 
@@ -193,11 +266,40 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
         }
     }
 
+    /// <summary>The run's figures; the JSON output's fields, snake_case.</summary>
     private sealed record Report(
         int Tasks, double Seconds, double TasksPerSecond, double PublishPerSecond, double P50Ms, double P99Ms,
-        int Lost, long Duplicates, string Broker, string Backend);
+        int Lost, string Broker, string Backend)
+    {
+        /// <summary>Executions the workers reported (repeats included); null when no worker reported.</summary>
+        public long? Executions { get; init; }
 
-    private static async Task<Report> RunAsync(ConveyorClient client, CliSession session, BenchSettings settings, CancellationToken cancellationToken)
+        /// <summary>Executions beyond a task's first, by any worker; null when no worker reported.</summary>
+        public long? Duplicates { get; init; }
+
+        /// <summary>Finished tasks no worker's report accounts for (a worker died before its last report).</summary>
+        public long? Uncounted { get; init; }
+
+        public int WorkersReported { get; init; }
+
+        public bool WorkersInProcess { get; init; }
+
+        /// <summary>This process's CPU time during the run (its workers' too when they run in it).</summary>
+        public double ProducerCpuSeconds { get; init; }
+
+        /// <summary>The worker processes' CPU time from their first task of the run to their last report.</summary>
+        public double? WorkersCpuSeconds { get; init; }
+
+        /// <summary>The worker processes' CPU time since they started (start-up and warm-up included).</summary>
+        public double? WorkersProcessCpuSeconds { get; init; }
+
+        /// <summary>What each Redis server of the run did, per task; null when neither broker nor backend is Redis.</summary>
+        public IReadOnlyList<RedisRunStats>? Redis { get; init; }
+    }
+
+    private sealed record BenchRun(string RunId, Report Report);
+
+    private static async Task<BenchRun> RunAsync(ConveyorClient client, CliSession session, BenchSettings settings, CancellationToken cancellationToken)
     {
         var runId = Guid.NewGuid().ToString("N");
         var count = settings.Tasks;
@@ -313,7 +415,13 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
                 pending.RemoveAll(i => completed[i] != 0);
             }
 
-            if (finishedThisPass < window / 2 && pending.Count > 0)
+            if (finishedThisPass < window / 2 && pending.Count > WatchedPendingMax)
+            {
+                // A backlog: poll again shortly. Waiting on each oldest task in turn would leave a subscription per
+                // task behind (each lingers a few seconds), and every state write would then check them.
+                await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+            }
+            else if (finishedThisPass < window / 2 && pending.Count > 0)
             {
                 // Little finished: sleep until the oldest task's state changes (pushed where the backend can) or 2 ms pass.
                 try
@@ -350,11 +458,7 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             .ToArray();
         var lastCompletion = completed.Where(c => c != 0).DefaultIfEmpty(0).Max();
         var elapsed = lastCompletion == 0 ? seconds : Stopwatch.GetElapsedTime(startTimestamp, lastCompletion).TotalSeconds;
-        var probe = await session.Backend.CompleteGroupMemberAsync(BuiltInTasks.DuplicateGroup(runId), "probe", succeeded: true, cancellationToken: cancellationToken).ConfigureAwait(false);
-        await session.Backend.DeleteGroupAsync(BuiltInTasks.DuplicateGroup(runId), cancellationToken).ConfigureAwait(false);
-        await session.Backend.DeleteGroupAsync(BuiltInTasks.ExecutionGroup(runId), cancellationToken).ConfigureAwait(false);
-
-        return new Report(
+        return new BenchRun(runId, new Report(
             count,
             Math.Round(elapsed, 3),
             Math.Round(latencies.Length / elapsed, 1),
@@ -362,9 +466,8 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             Math.Round(Percentile(latencies, 0.50), 2),
             Math.Round(Percentile(latencies, 0.99), 2),
             count - latencies.Length,
-            probe.Completed - 1,
             session.BrokerUrl,
-            session.BackendUrl);
+            session.BackendUrl));
     }
 
     private static double Percentile(double[] sorted, double p) =>
@@ -374,7 +477,6 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
     {
         if (json)
         {
-            // tasks, seconds, tasks_per_second, publish_per_second, p50_ms, p99_ms, lost, duplicates, broker, backend
             Console.WriteLine(JsonSerializer.Serialize(report, ReportJson));
             return;
         }
@@ -388,8 +490,39 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             report.P50Ms.ToString("F2", CultureInfo.InvariantCulture),
             report.P99Ms.ToString("F2", CultureInfo.InvariantCulture),
             report.Lost.ToString(CultureInfo.InvariantCulture),
-            report.Duplicates.ToString(CultureInfo.InvariantCulture));
+            report.Duplicates?.ToString(CultureInfo.InvariantCulture) ?? "?");
         AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"broker {report.Broker}, backend {report.Backend}");
         AnsiConsole.Write(table);
+        foreach (var line in CpuAndRedisLines(report))
+        {
+            Console.WriteLine(line);
+        }
+    }
+
+    /// <summary>The table's footnotes: who counted, CPU of each side, and what Redis did per task.</summary>
+    private static IEnumerable<string> CpuAndRedisLines(Report report)
+    {
+        var perTask = 1e6 / report.Tasks;
+        if (report.WorkersReported == 0)
+        {
+            yield return "duplicates: not counted (no worker reported its count of this run)";
+        }
+        else if (report.Uncounted > 0)
+        {
+            yield return string.Create(CultureInfo.InvariantCulture, $"duplicates: at least {report.Duplicates}; {report.Uncounted} finished task(s) were not in any worker's report (a worker died before reporting)");
+        }
+
+        yield return report.WorkersInProcess
+            ? string.Create(CultureInfo.InvariantCulture, $"CPU: {report.ProducerCpuSeconds:F2} s producer and workers (one process), {report.ProducerCpuSeconds * perTask:F1} µs per task")
+            : string.Create(CultureInfo.InvariantCulture, $"CPU: producer {report.ProducerCpuSeconds:F2} s ({report.ProducerCpuSeconds * perTask:F1} µs per task), workers {Seconds(report.WorkersCpuSeconds)} s ({PerTask(report.WorkersCpuSeconds, perTask)} µs per task) during the run, {Seconds(report.WorkersProcessCpuSeconds)} s in all ({report.WorkersReported} worker(s) reported)");
+        foreach (var redis in report.Redis ?? [])
+        {
+            var top = string.Join(", ", redis.Calls.Take(8).Select(c => string.Create(CultureInfo.InvariantCulture, $"{c.Key} {c.Value:F2}")));
+            yield return string.Create(CultureInfo.InvariantCulture, $"Redis {redis.Server}: {redis.CallsPerTask:F1} calls and {redis.CpuUsPerTask:F1} µs CPU per task ({top})");
+        }
+
+        static string Seconds(double? seconds) => seconds?.ToString("F2", CultureInfo.InvariantCulture) ?? "?";
+
+        static string PerTask(double? seconds, double perTask) => seconds is { } s ? (s * perTask).ToString("F1", CultureInfo.InvariantCulture) : "?";
     }
 }

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Globalization;
+using Conveyor.Cli.Bench;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -66,6 +67,9 @@ internal sealed class WorkerCommand : AsyncCommand<WorkerSettings>
     {
         var builder = CliHost.CreateBuilder(settings, settings.Quiet ? LogLevel.Warning : LogLevel.Information, settings.WorkerFlags(), followChanges: settings.Beat);
         builder.AddBuiltInTasks();
+
+        // Before the worker: the host stops services in reverse order, so the last report follows the drain.
+        builder.Services.AddHostedService<BenchReporter>();
         builder.Services.AddConveyorWorker();
         if (settings.Beat)
         {

@@ -18,6 +18,7 @@ namespace Conveyor.RabbitMQ.Internal;
 /// </remarks>
 internal sealed class RabbitMqConsumer : AsyncDefaultBasicConsumer, IMessageConsumer
 {
+
     private readonly RabbitMqBroker _broker;
     private readonly IConnection _connection;
     private readonly ILogger _logger;
@@ -26,9 +27,22 @@ internal sealed class RabbitMqConsumer : AsyncDefaultBasicConsumer, IMessageCons
     private long _unsettled;
     private int _stopped;
 
-    public RabbitMqConsumer(RabbitMqBroker broker, IChannel channel, IConnection connection, string queue, ILogger logger)
+    // Acknowledgements are coalesced (see AcknowledgeAsync): under _ackGate.
+    private readonly Lock _ackGate = new();
+    private readonly int _maxAcksWaiting;
+    private readonly SortedSet<ulong> _settledAhead = [];
+    private readonly SortedSet<ulong> _brokerSettled = [];
+    private readonly List<(ulong Tag, SettleKind Kind)> _ops = [];
+    private ulong _settledPrefix;
+    private ulong _ackSent;
+    private int _ackEpoch;
+    private bool _ackLoopRunning;
+
+    public RabbitMqConsumer(RabbitMqBroker broker, IChannel channel, IConnection connection, string queue, int prefetch, ILogger logger)
         : base(channel)
     {
+        // Acknowledgements waiting behind a running delivery hold the prefetch window: at most a quarter of it.
+        _maxAcksWaiting = Math.Clamp(prefetch / 4, 0, 64);
         _broker = broker;
         _connection = connection;
         Queue = queue;
@@ -85,6 +99,17 @@ internal sealed class RabbitMqConsumer : AsyncDefaultBasicConsumer, IMessageCons
     {
         ArgumentNullException.ThrowIfNull(reason);
         Interlocked.Increment(ref _epoch);
+        lock (_ackGate)
+        {
+            // Tags start again on the recovered channel.
+            _settledAhead.Clear();
+            _brokerSettled.Clear();
+            _ops.Clear();
+            _settledPrefix = 0;
+            _ackSent = 0;
+            _ackEpoch = Epoch;
+        }
+
         // Unsettled deliveries of the closed channel go back to the queue on the server; stop counting them.
         var lost = Interlocked.Exchange(ref _unsettled, 0);
         _broker.AddInFlight(Queue, -lost);
@@ -124,6 +149,11 @@ internal sealed class RabbitMqConsumer : AsyncDefaultBasicConsumer, IMessageCons
         }
 
         _deliveries.Writer.TryComplete();
+        if (Channel.IsOpen)
+        {
+            await FlushSettlementsAsync().ConfigureAwait(false);
+        }
+
         if (Tag is { } tag && Channel.IsOpen)
         {
             try
@@ -154,6 +184,193 @@ internal sealed class RabbitMqConsumer : AsyncDefaultBasicConsumer, IMessageCons
         Channel.Dispose();
     }
 
+    /// <summary>
+    /// Settles deliveries through one ordered sender loop. Acknowledgements are coalesced: tags settle in any order,
+    /// and once every tag up to some tag is settled, one <c>basic.ack</c> with <c>multiple</c> covers them all, sent
+    /// while the next ones gather. Nacks and single acks (dead letters) go through the same loop, before any coalesced
+    /// ack that could cover their tags. A delivery that settles while an older one still runs waits for it, unless
+    /// many wait: then the waiting ones are acknowledged one by one, so a long task never holds the prefetch window.
+    /// </summary>
+    private void Settle(ulong tag, int epoch, SettleKind kind)
+    {
+        lock (_ackGate)
+        {
+            if (epoch != _ackEpoch || tag <= _settledPrefix || !_settledAhead.Add(tag))
+            {
+                return;
+            }
+
+            if (kind != SettleKind.CoalescedAck)
+            {
+                _brokerSettled.Add(tag);
+                _ops.Add((tag, kind));
+            }
+
+            while (_settledAhead.Count > 0 && _settledAhead.Min == _settledPrefix + 1)
+            {
+                _settledPrefix++;
+                _settledAhead.Remove(_settledPrefix);
+            }
+
+            if (_settledAhead.Count > _maxAcksWaiting)
+            {
+                // An older delivery still runs: acknowledge what waits one by one (once each); the prefix skips them.
+                foreach (var waiting in _settledAhead)
+                {
+                    if (_brokerSettled.Add(waiting))
+                    {
+                        _ops.Add((waiting, SettleKind.SingleAck));
+                    }
+                }
+            }
+
+            if (_ackLoopRunning || (_ops.Count == 0 && _settledPrefix <= _ackSent))
+            {
+                return;
+            }
+
+            _ackLoopRunning = true;
+        }
+
+        _ = Task.Run(SendSettlementsAsync);
+    }
+
+    private async Task SendSettlementsAsync()
+    {
+        while (true)
+        {
+            ulong target = 0;
+            ulong prefix;
+            int epoch;
+            List<(ulong Tag, SettleKind Kind)>? ops = null;
+            lock (_ackGate)
+            {
+                prefix = _settledPrefix;
+                epoch = _ackEpoch;
+                if (_ops.Count > 0)
+                {
+                    ops = [.. _ops];
+                    _ops.Clear();
+                }
+
+                if (ops is null && prefix <= _ackSent)
+                {
+                    _ackLoopRunning = false;
+                    return;
+                }
+
+                // RabbitMQ refuses a multiple ack whose own tag is no longer outstanding: name the highest one that is.
+                // Every tag up to the prefix is settled here, so nothing still running is covered.
+                target = prefix;
+                while (target > _ackSent && _brokerSettled.Contains(target))
+                {
+                    target--;
+                }
+            }
+
+            try
+            {
+                if (ops is not null)
+                {
+                    foreach (var (tag, kind) in ops)
+                    {
+                        if (kind == SettleKind.Nack)
+                        {
+                            await Channel.BasicNackAsync(tag, multiple: false, requeue: true).ConfigureAwait(false);
+                        }
+                        else
+                        {
+                            await Channel.BasicAckAsync(tag, multiple: false).ConfigureAwait(false);
+                        }
+                    }
+                }
+
+                if (target > _ackSent)
+                {
+                    await Channel.BasicAckAsync(target, multiple: true).ConfigureAwait(false);
+                }
+            }
+            catch (Exception ex) when (ex is AlreadyClosedException or OperationInterruptedException or ObjectDisposedException)
+            {
+                // The channel closed: RabbitMQ requeues whatever was not settled.
+                Log.StaleDelivery(_logger, Queue);
+                lock (_ackGate)
+                {
+                    _ackLoopRunning = false;
+                }
+
+                return;
+            }
+
+            lock (_ackGate)
+            {
+                if (epoch == _ackEpoch && prefix > _ackSent)
+                {
+                    _ackSent = prefix;
+                    while (_brokerSettled.Count > 0 && _brokerSettled.Min <= prefix)
+                    {
+                        _brokerSettled.Remove(_brokerSettled.Min);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends every settlement not yet sent, the acknowledgements waiting behind an unsettled delivery one by one,
+    /// and waits (a few seconds at most) until they are written: before the channel closes, or RabbitMQ requeues
+    /// tasks that finished.
+    /// </summary>
+    private async Task FlushSettlementsAsync()
+    {
+        var start = true;
+        lock (_ackGate)
+        {
+            foreach (var waiting in _settledAhead)
+            {
+                if (_brokerSettled.Add(waiting))
+                {
+                    _ops.Add((waiting, SettleKind.SingleAck));
+                }
+            }
+
+            if (_ackLoopRunning || (_ops.Count == 0 && _settledPrefix <= _ackSent))
+            {
+                start = false;
+            }
+            else
+            {
+                _ackLoopRunning = true;
+            }
+        }
+
+        if (start)
+        {
+            _ = Task.Run(SendSettlementsAsync);
+        }
+
+        var deadline = Environment.TickCount64 + 5000;
+        while (Environment.TickCount64 < deadline)
+        {
+            lock (_ackGate)
+            {
+                if (!_ackLoopRunning)
+                {
+                    return;
+                }
+            }
+
+            await Task.Delay(1).ConfigureAwait(false);
+        }
+    }
+
+    private enum SettleKind
+    {
+        CoalescedAck,
+        SingleAck,
+        Nack,
+    }
+
     private void Forget()
     {
         if (Interlocked.Decrement(ref _unsettled) >= 0)
@@ -176,11 +393,10 @@ internal sealed class RabbitMqConsumer : AsyncDefaultBasicConsumer, IMessageCons
 
         public int DeliveryCount => deliveryCount;
 
-        public ValueTask AckAsync(CancellationToken cancellationToken = default) =>
-            SettleAsync(static (channel, tag, ct) => channel.BasicAckAsync(tag, multiple: false, ct), cancellationToken);
+        /// <summary>Coalesced with the consumer's other acknowledgements (one <c>basic.ack</c> with <c>multiple</c> for many).</summary>
+        public ValueTask AckAsync(CancellationToken cancellationToken = default) => SettleAsync(SettleKind.CoalescedAck);
 
-        public ValueTask ReleaseAsync(CancellationToken cancellationToken = default) =>
-            SettleAsync(static (channel, tag, ct) => channel.BasicNackAsync(tag, multiple: false, requeue: true, ct), cancellationToken);
+        public ValueTask ReleaseAsync(CancellationToken cancellationToken = default) => SettleAsync(SettleKind.Nack);
 
         public async ValueTask DeadLetterAsync(string reason, CancellationToken cancellationToken = default)
         {
@@ -193,34 +409,29 @@ internal sealed class RabbitMqConsumer : AsyncDefaultBasicConsumer, IMessageCons
             // Stored (and confirmed) in the dead-letter queue first, then removed from the work queue: a crash
             // between the two leaves a copy in both, never in neither.
             await owner._broker.PublishDeadLetterAsync(owner.Queue, reason, body, headers, cancellationToken).ConfigureAwait(false);
-            await SettleAsync(static (channel, tag, ct) => channel.BasicAckAsync(tag, multiple: false, ct), cancellationToken).ConfigureAwait(false);
+            await SettleAsync(SettleKind.SingleAck).ConfigureAwait(false);
         }
 
         private bool IsCurrent() => epoch == owner.Epoch && owner.Channel.IsOpen;
 
-        private async ValueTask SettleAsync(Func<IChannel, ulong, CancellationToken, ValueTask> settle, CancellationToken cancellationToken)
+        /// <summary>Hands the settlement to the consumer's sender loop; the frame follows in order, without waiting here.</summary>
+        private ValueTask SettleAsync(SettleKind kind)
         {
             if (Interlocked.Exchange(ref _settled, 1) != 0)
             {
-                return;
+                return ValueTask.CompletedTask;
             }
 
             if (!IsCurrent())
             {
                 // Its channel closed: RabbitMQ has requeued it already, and its tag means nothing on the new channel.
                 Log.StaleDelivery(owner._logger, owner.Queue);
-                return;
+                return ValueTask.CompletedTask;
             }
 
             owner.Forget();
-            try
-            {
-                await settle(owner.Channel, tag, cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is AlreadyClosedException or OperationInterruptedException or ObjectDisposedException)
-            {
-                Log.StaleDelivery(owner._logger, owner.Queue);
-            }
+            owner.Settle(tag, epoch, kind);
+            return ValueTask.CompletedTask;
         }
     }
 }

@@ -27,7 +27,7 @@ internal sealed class StateSettler : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly string _workerName;
     private readonly CancellationToken _hardStop;
-    private readonly GroupCommitQueue<Settlement> _queue;
+    private readonly GroupCommitQueue<Steps> _queue;
 
     public StateSettler(IResultBackend backend, ILogger logger, TimeProvider time, string workerName, CancellationToken hardStop)
     {
@@ -36,29 +36,48 @@ internal sealed class StateSettler : IAsyncDisposable
         _time = time;
         _workerName = workerName;
         _hardStop = hardStop;
-        _queue = new GroupCommitQueue<Settlement>(WriteAsync, Capacity, MaxBatch);
+        _queue = new GroupCommitQueue<Steps>(WriteAsync, Capacity, MaxBatch);
     }
 
     /// <summary>Queues a state (and an acknowledgement after it) without waiting for the write.</summary>
-    public ValueTask AddAsync(TaskStateRecord? state, IBrokerDelivery? ack = null) => _queue.AddAsync(new Settlement(state, ack), _hardStop);
+    public ValueTask AddAsync(TaskStateRecord? state, IBrokerDelivery? ack = null) => _queue.AddAsync(new Steps(new Settlement(state, ack)), _hardStop);
 
-    /// <summary>Queues two states of one task, in order, without waiting for the write.</summary>
-    public async ValueTask AddAsync(TaskStateRecord first, TaskStateRecord second)
-    {
-        await _queue.AddAsync(new Settlement(first, null), _hardStop).ConfigureAwait(false);
-        await _queue.AddAsync(new Settlement(second, null), _hardStop).ConfigureAwait(false);
-    }
+    /// <summary>Queues two states of one task, in order, in one batch, without waiting for the write.</summary>
+    public ValueTask AddAsync(TaskStateRecord first, TaskStateRecord second) =>
+        _queue.AddAsync(new Steps(new Settlement(first, null), new Settlement(second, null)), _hardStop);
+
+    /// <summary>
+    /// Queues a task's RECEIVED, STARTED and final state with its acknowledgement, in order and in one batch (a
+    /// handler that finished before it first awaited): one round trip for the whole task.
+    /// </summary>
+    public ValueTask AddAsync(TaskStateRecord received, TaskStateRecord started, TaskStateRecord final, IBrokerDelivery ack) =>
+        _queue.AddAsync(new Steps(new Settlement(received, null), new Settlement(started, null), new Settlement(final, ack)), _hardStop);
 
     /// <summary>Queues a state (or nothing: a barrier) and waits until it and everything queued before it are stored.</summary>
-    public Task WriteAsync(TaskStateRecord? state) => _queue.AddAndWaitAsync(new Settlement(state, null), _hardStop);
+    public Task WriteAsync(TaskStateRecord? state) => _queue.AddAndWaitAsync(new Steps(new Settlement(state, null)), _hardStop);
 
     /// <summary>Writes everything queued, then stops.</summary>
     public Task CompleteAsync() => _queue.CompleteAsync();
 
     public ValueTask DisposeAsync() => _queue.DisposeAsync();
 
-    private async ValueTask WriteAsync(List<Settlement> batch, CancellationToken loopToken)
+    private async ValueTask WriteAsync(List<Steps> queued, CancellationToken loopToken)
     {
+        var batch = new List<Settlement>(queued.Count * 2);
+        foreach (var steps in queued)
+        {
+            batch.Add(steps.First);
+            if (steps.Count > 1)
+            {
+                batch.Add(steps.Second);
+            }
+
+            if (steps.Count > 2)
+            {
+                batch.Add(steps.Third);
+            }
+        }
+
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -117,5 +136,38 @@ internal sealed class StateSettler : IAsyncDisposable
         {
             Log.AckFailed(_logger, ex, _workerName, delivery.Queue);
         }
+    }
+
+    /// <summary>Up to three steps of one task that go into the same batch, in order.</summary>
+    private readonly struct Steps
+    {
+        public Steps(Settlement first)
+        {
+            First = first;
+            Count = 1;
+        }
+
+        public Steps(Settlement first, Settlement second)
+        {
+            First = first;
+            Second = second;
+            Count = 2;
+        }
+
+        public Steps(Settlement first, Settlement second, Settlement third)
+        {
+            First = first;
+            Second = second;
+            Third = third;
+            Count = 3;
+        }
+
+        public Settlement First { get; }
+
+        public Settlement Second { get; }
+
+        public Settlement Third { get; }
+
+        public int Count { get; }
     }
 }

@@ -157,17 +157,16 @@ internal sealed class TaskRunner
             return;
         }
 
+        // machinery's RECEIVED then STARTED go to the settler once the handler runs; the handler does not wait for
+        // them. A handler that finishes before it first awaits has its final state in the same batch (below).
+        var statesQueued = false;
         if (_options.BeforeTask is { } beforeTask)
         {
             // The hook sees RECEIVED stored.
             await _settler.WriteAsync(baseState).ConfigureAwait(false);
             await RunHookAsync("before-task", signature, () => beforeTask(context)).ConfigureAwait(false);
             await _settler.AddAsync(baseState.With(TaskState.Started)).ConfigureAwait(false);
-        }
-        else
-        {
-            // machinery's RECEIVED then STARTED, in the settler's next batch; the handler does not wait for them.
-            await _settler.AddAsync(baseState, baseState.With(TaskState.Started)).ConfigureAwait(false);
+            statesQueued = true;
         }
 
         var started = _time.GetTimestamp();
@@ -176,11 +175,30 @@ internal sealed class TaskRunner
         try
         {
             var invocation = handler.InvokeAsync(signature, context, token);
-            results = invocation.IsCompletedSuccessfully ? invocation.Result : await invocation.AsTask().WaitAsync(token).ConfigureAwait(false);
+            if (invocation.IsCompletedSuccessfully)
+            {
+                results = invocation.Result;
+            }
+            else
+            {
+                if (!statesQueued)
+                {
+                    await _settler.AddAsync(baseState, baseState.With(TaskState.Started)).ConfigureAwait(false);
+                    statesQueued = true;
+                }
+
+                results = await invocation.AsTask().WaitAsync(token).ConfigureAwait(false);
+            }
         }
         catch (Exception ex)
         {
             error = ex;
+        }
+
+        if (!statesQueued && (error is not null || !IsPlainSuccess(signature)))
+        {
+            await _settler.AddAsync(baseState, baseState.With(TaskState.Started)).ConfigureAwait(false);
+            statesQueued = true;
         }
 
         var elapsed = _time.GetElapsedTime(started);
@@ -227,7 +245,7 @@ internal sealed class TaskRunner
         if (error is null)
         {
             activity?.SetTag("conveyor.task.state", "SUCCESS");
-            await SucceedAsync(delivery, signature, context, baseState, results!, elapsed, activity).ConfigureAwait(false);
+            await SucceedAsync(delivery, signature, context, baseState, results!, elapsed, activity, statesQueued).ConfigureAwait(false);
         }
         else
         {
@@ -249,7 +267,8 @@ internal sealed class TaskRunner
         TaskStateRecord baseState,
         IReadOnlyList<TaskResult> results,
         TimeSpan elapsed,
-        Activity? activity)
+        Activity? activity,
+        bool statesQueued)
     {
         var final = baseState.With(TaskState.Success, results);
         if (_diagnostics.Succeeded.Enabled)
@@ -258,10 +277,19 @@ internal sealed class TaskRunner
         }
 
         Log.TaskSucceeded(_logger, signature.Name, signature.Id, elapsed.TotalMilliseconds);
-        if (!WorkflowCoordinator.HasSuccessWork(signature) && _options.AfterTask is null && !HasUniqueKey(signature))
+        if (IsPlainSuccess(signature))
         {
-            // The common case: SUCCESS and the acknowledgement go in the settler's batch.
-            await _settler.AddAsync(final, delivery).ConfigureAwait(false);
+            // The common case: SUCCESS and the acknowledgement go in the settler's batch, with RECEIVED and
+            // STARTED when the handler finished without awaiting.
+            if (statesQueued)
+            {
+                await _settler.AddAsync(final, delivery).ConfigureAwait(false);
+            }
+            else
+            {
+                await _settler.AddAsync(baseState, baseState.With(TaskState.Started), final, delivery).ConfigureAwait(false);
+            }
+
             return;
         }
 
@@ -323,6 +351,9 @@ internal sealed class TaskRunner
 
         await delivery.AckAsync(CancellationToken.None).ConfigureAwait(false);
     }
+
+    /// <summary>Whether a success needs nothing after its SUCCESS state: no callbacks, chord, after-task hook or unique key to free.</summary>
+    private bool IsPlainSuccess(Signature signature) => !WorkflowCoordinator.HasSuccessWork(signature) && _options.AfterTask is null && !HasUniqueKey(signature);
 
     /// <summary>Whether the task holds a unique key to free at its final state (<see cref="UniqueMode.UntilFinished"/>): one header lookup.</summary>
     private bool HasUniqueKey(Signature signature) => Control is not null && signature.HeadersOrNull?.ContainsKey(UniqueTaskExtensions.UniqueKeyHeader) == true;
