@@ -42,6 +42,13 @@ app.Configure(config =>
     config.AddCommand<QueuesCommand>("queues").WithDescription("Pending, delayed, in-flight and dead-lettered counts per queue");
     config.AddCommand<PurgeCommand>("purge").WithDescription("Delete a queue's pending and delayed tasks");
     config.AddCommand<DeadLettersCommand>("dead-letters").WithDescription("List dead letters with their reasons, or --requeue them");
+    config.AddCommand<TasksCommand>("tasks").WithDescription("List tasks by state: pending, scheduled, active, dead, succeeded, failed, revoked (pages with --after)")
+        .WithExample("tasks", "--state", "scheduled", "--json");
+    config.AddCommand<TaskCommand>("task").WithDescription("Everything known about one task: state, messages, signature, group, progress");
+    config.AddCommand<RevokeCommand>("revoke").WithDescription("Revoke tasks or groups: pending ones never run, running ones are canceled within a second");
+    config.AddCommand<PauseCommand>("pause").WithDescription("Pause a queue for the whole fleet (publishing goes on; running tasks finish)");
+    config.AddCommand<ResumeCommand>("resume").WithDescription("Resume a paused queue");
+    config.AddCommand<WorkersCommand>("workers").WithDescription("The running workers: host, pid, queues, concurrency, running tasks, last heartbeat");
     config.AddCommand<DemoCommand>("demo").WithDescription("Run a worker in this process and send a task, a group, a chord and a chain");
     config.AddCommand<BenchCommand>("bench").WithDescription("End-to-end benchmark: tasks/s, latency p50/p99, lost, duplicates");
     config.SetExceptionHandler((exception, _) =>

@@ -38,6 +38,23 @@ internal sealed partial class ConveyorConnections(IOptions<ConveyorOptions> opti
     }
 
     /// <summary>
+    /// The management store: the broker's provider's, or else (a RabbitMQ broker) the result backend's, which then
+    /// keeps the control state but cannot list the broker's messages; <see langword="null"/> when neither keeps one.
+    /// </summary>
+    public IManagementStore? CreateManagementStore()
+    {
+        var settings = options.Value;
+        var store = Find(providers, settings.Broker).CreateManagementStore(settings.Broker, ownsBroker: true, services);
+        if (store is null)
+        {
+            var backend = ResultBackendUrl(settings);
+            store = Find(providers, backend).CreateManagementStore(backend, ownsBroker: false, services);
+        }
+
+        return store;
+    }
+
+    /// <summary>
     /// Connects to every configured engine once; later callers share the first attempt. With
     /// <see cref="ConveyorOptions.FailFast"/> an engine that does not answer within
     /// <see cref="ConveyorOptions.ConnectTimeout"/> throws <see cref="ConveyorConnectionException"/> (one line per

@@ -48,6 +48,16 @@ public static class ConveyorServiceCollectionExtensions
             services.TryAddSingleton(static sp => sp.GetRequiredService<ConveyorConnections>().CreateResultBackend());
             services.TryAddSingleton(static sp => sp.GetRequiredService<ConveyorConnections>().CreateLock());
             services.TryAddSingleton(static sp => new ConveyorDiagnostics(sp.GetService<IMeterFactory>()));
+
+            // The management API and the store that workers follow for revocations and pauses; null (and so no
+            // control) when no configured provider keeps one.
+            services.TryAddSingleton<IManagementStore>(static sp => sp.GetRequiredService<ConveyorConnections>().CreateManagementStore()!);
+            services.TryAddSingleton(static sp => new ConveyorManagement(
+                sp.GetService<IManagementStore>() ?? throw new NotSupportedException("No configured provider keeps a management store (revocations, pauses, listings): use SQLite or Redis as the broker or the result backend."),
+                sp.GetRequiredService<IBroker>(),
+                sp.GetRequiredService<IResultBackend>(),
+                sp.GetRequiredService<IOptions<ConveyorOptions>>().Value.DefaultQueue,
+                sp.GetRequiredService<TimeProvider>()));
             services.TryAddSingleton(static sp =>
             {
                 var clientOptions = sp.GetRequiredService<IOptions<ConveyorClientOptions>>().Value;

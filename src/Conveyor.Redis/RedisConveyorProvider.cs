@@ -175,6 +175,9 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
     public IDistributedLock CreateLock(string url, IServiceProvider services) =>
         new RedisDistributedLock(Connect(url), Options(url), services.GetService<TimeProvider>(), services.GetService<ILoggerFactory>());
 
+    public IManagementStore? CreateManagementStore(string url, bool ownsBroker, IServiceProvider services) =>
+        new RedisManagementStore(Connect(url), Options(url), ownsBroker, services.GetService<TimeProvider>());
+
     public async ValueTask DisposeAsync()
     {
         Task<ConnectionMultiplexer>[] connections;

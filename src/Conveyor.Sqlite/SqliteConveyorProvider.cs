@@ -42,6 +42,9 @@ internal sealed class SqliteConveyorProvider(IEnumerable<IConfigureOptions<Sqlit
     public IDistributedLock CreateLock(string url, IServiceProvider services) =>
         new SqliteDistributedLock(Options(url), services.GetService<TimeProvider>(), services.GetService<ILoggerFactory>());
 
+    public IManagementStore? CreateManagementStore(string url, bool ownsBroker, IServiceProvider services) =>
+        new SqliteManagementStore(Options(url), ownsBroker, services.GetService<TimeProvider>(), services.GetService<ILoggerFactory>());
+
     // The URL gives the file and its query options; code (UseSqlite's configure) then adjusts the rest.
     private SqliteConveyorOptions Options(string url)
     {

@@ -42,4 +42,13 @@ public interface IConveyorProviderFactory : IAsyncDisposable
     /// <param name="consumer">The consumer.</param>
     /// <returns>A task that completes when the consumer is dead.</returns>
     ValueTask SimulateCrashAsync(IMessageConsumer consumer);
+
+    /// <summary>
+    /// Creates the provider's management store over the broker and backend a test made (for the management
+    /// suite); <see langword="null"/> when the provider keeps none, which fails that suite.
+    /// </summary>
+    /// <param name="broker">The test's broker.</param>
+    /// <param name="backend">The test's backend.</param>
+    /// <returns>The store.</returns>
+    ValueTask<IManagementStore?> CreateManagementStoreAsync(IBroker broker, IResultBackend backend) => ValueTask.FromResult<IManagementStore?>(null);
 }

@@ -63,6 +63,10 @@ public class RabbitMqProviderFactory : IConveyorProviderFactory
 
     public ValueTask SimulateCrashAsync(IMessageConsumer consumer) => RabbitMqBroker.SimulateCrashAsync(consumer);
 
+    // AMQP lists nothing: the control state lives in the result backend's engine, as Conveyor.Hosting wires it.
+    public virtual ValueTask<IManagementStore?> CreateManagementStoreAsync(IBroker broker, IResultBackend backend) =>
+        ValueTask.FromResult<IManagementStore?>(new SqliteManagementStore(SqliteOptions, ownsBroker: false));
+
     public virtual async ValueTask DisposeAsync()
     {
         // Remove what the tests left on the server: the exchange and the dead-letter queue (work and delay queues
@@ -108,6 +112,9 @@ public sealed class RabbitMqRedisProviderFactory : RabbitMqProviderFactory
 
     public override async ValueTask<IResultBackend> CreateBackendAsync(CancellationToken cancellationToken = default) =>
         new RedisResultBackend(await MultiplexerAsync(), RedisOptions);
+
+    public override async ValueTask<IManagementStore?> CreateManagementStoreAsync(IBroker broker, IResultBackend backend) =>
+        new RedisManagementStore(await MultiplexerAsync(), RedisOptions, ownsBroker: false);
 
     public override async ValueTask<IResultBackend?> CreateBackendAsync(TimeProvider clock, CancellationToken cancellationToken = default) =>
         new RedisResultBackend(await MultiplexerAsync(), RedisOptions, clock);
@@ -195,6 +202,10 @@ public sealed class RabbitMqTlsWorkerConformanceTests(RabbitMqTlsProviderFactory
 public sealed class RabbitMqBrokerConformanceTests(RabbitMqProviderFactory factory) : BrokerConformanceTests<RabbitMqProviderFactory>(factory);
 
 public sealed class RabbitMqWorkerConformanceTests(RabbitMqProviderFactory factory) : WorkerConformanceTests<RabbitMqProviderFactory>(factory);
+
+public sealed class RabbitMqWorkerControlConformanceTests(RabbitMqProviderFactory factory) : WorkerControlConformanceTests<RabbitMqProviderFactory>(factory);
+
+public sealed class RabbitMqRedisWorkerControlConformanceTests(RabbitMqRedisProviderFactory factory) : WorkerControlConformanceTests<RabbitMqRedisProviderFactory>(factory);
 
 public sealed class RabbitMqRedisWorkerConformanceTests(RabbitMqRedisProviderFactory factory) : WorkerConformanceTests<RabbitMqRedisProviderFactory>(factory);
 

@@ -53,6 +53,9 @@ public class RedisProviderFactory : IConveyorProviderFactory
 
     public virtual ValueTask SimulateCrashAsync(IMessageConsumer consumer) => ((RedisMessageConsumer)consumer).SimulateCrashAsync();
 
+    public async ValueTask<IManagementStore?> CreateManagementStoreAsync(IBroker broker, IResultBackend backend) =>
+        new RedisManagementStore(await MultiplexerAsync(), Options);
+
     public virtual async ValueTask DisposeAsync()
     {
         if (_multiplexer.IsValueCreated && _multiplexer.Value.IsCompletedSuccessfully)
@@ -101,6 +104,8 @@ public sealed class RedisChordProtocolConformanceTests(RedisProviderFactory fact
 
 /// <summary>machinery's own layout (no key prefix): the keys and the mutex are exactly Go machinery's.</summary>
 public sealed class MachineryLayoutChordProtocolConformanceTests(MachineryLayoutFactory factory) : ChordProtocolConformanceTests<MachineryLayoutFactory>(factory);
+
+public sealed class RedisManagementConformanceTests(RedisProviderFactory factory) : ManagementConformanceTests<RedisProviderFactory>(factory);
 
 public sealed class RedisWorkerConformanceTests(RedisProviderFactory factory) : WorkerConformanceTests<RedisProviderFactory>(factory);
 

@@ -35,6 +35,9 @@ public sealed class SqliteProviderFactory : IConveyorProviderFactory
 
     public ValueTask SimulateCrashAsync(IMessageConsumer consumer) => SqliteBroker.SimulateCrashAsync(consumer);
 
+    public ValueTask<IManagementStore?> CreateManagementStoreAsync(IBroker broker, IResultBackend backend) =>
+        ValueTask.FromResult<IManagementStore?>(new SqliteManagementStore(Options));
+
     public ValueTask DisposeAsync()
     {
         TempDatabase.Delete(_directory);
@@ -47,6 +50,8 @@ public sealed class SqliteBrokerConformanceTests(SqliteProviderFactory factory) 
 public sealed class SqliteResultBackendConformanceTests(SqliteProviderFactory factory) : ResultBackendConformanceTests<SqliteProviderFactory>(factory);
 
 public sealed class SqliteChordProtocolConformanceTests(SqliteProviderFactory factory) : ChordProtocolConformanceTests<SqliteProviderFactory>(factory);
+
+public sealed class SqliteManagementConformanceTests(SqliteProviderFactory factory) : ManagementConformanceTests<SqliteProviderFactory>(factory);
 
 public sealed class SqliteWorkerConformanceTests(SqliteProviderFactory factory) : WorkerConformanceTests<SqliteProviderFactory>(factory);
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.ComponentModel;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -22,15 +23,21 @@ internal sealed class StatusCommand : AsyncCommand<StatusSettings>
         await using var session = await CliHost.StartAsync(CliHost.CreateBuilder(settings, LogLevel.Warning), cancellationToken).ConfigureAwait(false);
         var state = await session.Backend.GetStateAsync(settings.TaskId, cancellationToken).ConfigureAwait(false)
             ?? throw new CliException($"no state for task {settings.TaskId} in {session.BackendUrl} (unknown id, or its result expired)");
-        Print(state, settings.Json);
+        // Progress lives in the management store, when the providers keep one.
+        var store = session.Services.GetService<IManagementStore>();
+        var progress = store is null ? null : await store.GetProgressAsync(settings.TaskId, cancellationToken).ConfigureAwait(false);
+        Print(state, settings.Json, progress);
         return state.State == TaskState.Failure ? ExitCodes.TaskFailed : ExitCodes.Success;
     }
 
-    public static void Print(TaskStateRecord state, bool json)
+    public static void Print(TaskStateRecord state, bool json, TaskProgress? progress = null)
     {
         if (json)
         {
-            Console.WriteLine(JsonSerializer.Serialize(ToJson(state), CliJson.Options));
+            var fields = ToJson(state);
+            fields["revoked"] = state.IsRevoked();
+            fields["progress"] = ManagementCli.ToJson(progress);
+            Console.WriteLine(JsonSerializer.Serialize(fields, CliJson.Options));
             return;
         }
 
@@ -40,7 +47,13 @@ internal sealed class StatusCommand : AsyncCommand<StatusSettings>
             TaskState.Failure => "red",
             _ => "yellow",
         };
-        AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"{state.TaskId} {state.TaskName} [{color}]{state.State.ToWireName()}[/]");
+        // A revocation is stored as FAILURE (what Go machinery reads as final); Conveyor says what it was.
+        var name = state.IsRevoked() ? "REVOKED" : state.State.ToWireName();
+        AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"{state.TaskId} {state.TaskName} [{color}]{name}[/]");
+        if (progress is not null && !state.IsCompleted)
+        {
+            AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"  progress: {progress.Percent:0.#} % {progress.Message}");
+        }
         if (state.Results is { Count: > 0 } results)
         {
             foreach (var result in results)

@@ -76,4 +76,15 @@ public interface IConveyorProvider
     /// <param name="services">The container.</param>
     /// <returns>The lock.</returns>
     IDistributedLock CreateLock(string url, IServiceProvider services);
+
+    /// <summary>
+    /// Creates the management store (<see cref="IManagementStore"/>: revocations, pauses, worker records,
+    /// progress, and listings) on the engine at <paramref name="url"/>, sharing the connection of the provider's
+    /// other components; <see langword="null"/> when the provider keeps none. The default keeps none.
+    /// </summary>
+    /// <param name="url">The URL of the broker, or of the result backend when the broker's provider keeps no store.</param>
+    /// <param name="ownsBroker">Whether <paramref name="url"/> is the broker's, so that the store may list and change its messages.</param>
+    /// <param name="services">The application's services.</param>
+    /// <returns>The store, or <see langword="null"/>.</returns>
+    IManagementStore? CreateManagementStore(string url, bool ownsBroker, IServiceProvider services) => null;
 }

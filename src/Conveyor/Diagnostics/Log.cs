@@ -91,4 +91,26 @@ internal static partial class Log
 
     [LoggerMessage(1309, LogLevel.Error, "The scheduler loop failed; it goes on in {Delay}")]
     public static partial void SchedulerLoopFailed(ILogger logger, Exception exception, TimeSpan delay);
+
+    // 1350-1449: operating a live queue (revocations, pauses, worker heartbeats, progress).
+    [LoggerMessage(1350, LogLevel.Warning, "Worker {WorkerName}: reading or writing the control state (revocations, pauses, heartbeat) failed; retrying")]
+    public static partial void ControlReadFailed(ILogger logger, Exception exception, string workerName);
+
+    [LoggerMessage(1351, LogLevel.Information, "Worker {WorkerName}: running task {TaskId} was revoked; canceling it")]
+    public static partial void RunningTaskRevoked(ILogger logger, string workerName, string taskId);
+
+    [LoggerMessage(1352, LogLevel.Information, "Worker {WorkerName}: queue {Queue} paused; taking no new message until it is resumed")]
+    public static partial void QueuePaused(ILogger logger, string workerName, string queue);
+
+    [LoggerMessage(1353, LogLevel.Information, "Worker {WorkerName}: queue {Queue} resumed")]
+    public static partial void QueueResumed(ILogger logger, string workerName, string queue);
+
+    [LoggerMessage(1354, LogLevel.Information, "Task {TaskName} {TaskId} revoked: {Error}")]
+    public static partial void TaskRevoked(ILogger logger, string taskName, string taskId, string error);
+
+    [LoggerMessage(1355, LogLevel.Debug, "Storing the progress of task {TaskId} failed; the task goes on")]
+    public static partial void ProgressFailed(ILogger logger, Exception exception, string taskId);
+
+    [LoggerMessage(1356, LogLevel.Debug, "Task {TaskName} {TaskId} is rate-limited; published again to run in {Delay}")]
+    public static partial void RateLimited(ILogger logger, string taskName, string taskId, TimeSpan delay);
 }

@@ -31,6 +31,45 @@ public sealed class TaskContext
 
     /// <summary>Canceled when the task times out or the worker stops.</summary>
     public CancellationToken CancellationToken { get; }
+
+    /// <summary>Where progress reports go: the worker's management store; none without one.</summary>
+    internal IManagementStore? Progress { get; init; }
+
+    /// <summary>The worker's clock, for the time of a progress report.</summary>
+    internal TimeProvider Clock { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// Reports how far the task is: stored beside its state (kept as long as results are), shown by
+    /// <c>conveyor status</c> and <see cref="ConveyorManagement.GetTaskAsync"/>. Does nothing when the worker has
+    /// no management store (SQS, DynamoDB); a store that fails is logged by nobody and does not fail the task.
+    /// </summary>
+    /// <param name="percent">0 to 100.</param>
+    /// <param name="message">A word on what it does now; <see langword="null"/> for none.</param>
+    /// <param name="cancellationToken">Cancels the call; the task's own token when not given.</param>
+    /// <returns>A task that completes when the report is stored.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="percent"/> is not within 0 to 100.</exception>
+    public async ValueTask ReportProgressAsync(double percent, string? message = null, CancellationToken cancellationToken = default)
+    {
+        if (double.IsNaN(percent) || percent is < 0 or > 100)
+        {
+            throw new ArgumentOutOfRangeException(nameof(percent), percent, "Progress is a percentage, 0 to 100.");
+        }
+
+        if (Progress is not { } store)
+        {
+            return;
+        }
+
+        try
+        {
+            var token = cancellationToken.CanBeCanceled ? cancellationToken : CancellationToken;
+            await store.SetProgressAsync(TaskId, new TaskProgress(percent, message ?? string.Empty, Clock.GetUtcNow()), token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // Progress is advice: the task goes on.
+        }
+    }
 }
 
 /// <summary>

@@ -8,7 +8,7 @@ namespace Conveyor.InMemory;
 /// single-process app. Honours ETAs (on the injected clock), priorities, prefetch, redelivery of what a disposed
 /// consumer left unsettled, and a dead-letter store.
 /// </summary>
-public sealed class InMemoryBroker : IBroker
+public sealed partial class InMemoryBroker : IBroker
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, QueueState> _queues = new(StringComparer.Ordinal);
@@ -36,7 +36,7 @@ public sealed class InMemoryBroker : IBroker
     {
         ArgumentNullException.ThrowIfNull(message);
         cancellationToken.ThrowIfCancellationRequested();
-        var stored = new Message(message.Queue, message.Body.ToArray(), message.Priority, Interlocked.Increment(ref _sequence));
+        var stored = new Message(message.Queue, message.Body.ToArray(), message.Priority, Interlocked.Increment(ref _sequence)) { TaskId = message.TaskId, Eta = message.Eta };
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -68,7 +68,8 @@ public sealed class InMemoryBroker : IBroker
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var consumer = new Consumer(this, GetQueue(queue), options.Prefetch);
+            var consumer = new Consumer(this, GetQueue(queue), options.Prefetch) { Name = options.ConsumerName, QueueName = queue };
+            _live.Add(consumer);
             return ValueTask.FromResult<IMessageConsumer>(consumer);
         }
     }
@@ -239,6 +240,10 @@ public sealed class InMemoryBroker : IBroker
     private sealed record Message(string Queue, byte[] Body, byte Priority, long Sequence)
     {
         public int DeliveryCount { get; set; }
+
+        public string TaskId { get; init; } = string.Empty;
+
+        public DateTimeOffset? Eta { get; init; }
     }
 
     private sealed class QueueState
@@ -281,6 +286,13 @@ public sealed class InMemoryBroker : IBroker
         }
 
         public ChannelReader<IBrokerDelivery> Deliveries => _channel.Reader;
+
+        public string Name { get; init; } = string.Empty;
+
+        public string QueueName { get; init; } = string.Empty;
+
+        /// <summary>The deliveries not settled yet; read under the broker's gate.</summary>
+        public IEnumerable<Delivery> Unsettled => _unsettled;
 
         public bool TryRemove(Delivery delivery)
         {
@@ -348,6 +360,7 @@ public sealed class InMemoryBroker : IBroker
                 }
 
                 _unsettled.Clear();
+                _broker._live.Remove(this);
             }
 
             _stop.Dispose();

@@ -13,6 +13,7 @@ internal sealed class InMemoryConveyorProvider : IConveyorProvider
     private readonly Lazy<InMemoryBroker> _broker;
     private readonly Lazy<InMemoryResultBackend> _backend;
     private readonly Lazy<InMemoryDistributedLock> _lock;
+    private readonly Lazy<InMemoryManagementStore> _management;
 
     public InMemoryConveyorProvider(IServiceProvider services)
     {
@@ -20,6 +21,7 @@ internal sealed class InMemoryConveyorProvider : IConveyorProvider
         _broker = new(() => new InMemoryBroker(time));
         _backend = new(() => new InMemoryResultBackend(timeProvider: time));
         _lock = new(() => new InMemoryDistributedLock(time));
+        _management = new(() => new InMemoryManagementStore(_broker.Value, _backend.Value, time));
     }
 
     public string Name => "in-memory";
@@ -37,4 +39,7 @@ internal sealed class InMemoryConveyorProvider : IConveyorProvider
     public IResultBackend CreateResultBackend(string url, IServiceProvider services) => _backend.Value;
 
     public IDistributedLock CreateLock(string url, IServiceProvider services) => _lock.Value;
+
+    /// <inheritdoc/>
+    public IManagementStore? CreateManagementStore(string url, bool ownsBroker, IServiceProvider services) => _management.Value;
 }

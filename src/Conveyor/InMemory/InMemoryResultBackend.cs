@@ -224,6 +224,15 @@ public sealed class InMemoryResultBackend : IResultBackend
     /// <inheritdoc/>
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
+    /// <summary>The states that have not expired, for the management store.</summary>
+    internal IEnumerable<TaskStateRecord> LiveStates()
+    {
+        var now = _time.GetUtcNow();
+        return _states.Values.Where(e => e.ExpiresAt > now).Select(e => e.Value);
+    }
+
+    internal TimeProvider Time => _time;
+
     private T? Read<T>(ConcurrentDictionary<string, Entry<T>> store, string key)
         where T : class
     {

@@ -110,6 +110,8 @@ public sealed class ConveyorWorker : BackgroundService
             }
         });
 
+        var control = await WorkerControl.StartAsync(_options, _services, WorkerControl.Describe(Name, Queue, _options.Concurrency, _time), _time, _logger, stoppingToken).ConfigureAwait(false);
+        using var rateLimits = WorkerRateLimits.Create(_options, control?.Store, _time, _logger);
         var sampler = _options.QueueDepthSampleInterval > TimeSpan.Zero ? SampleQueueDepthAsync(stoppingToken) : Task.CompletedTask;
         var reconnectDelay = _options.ReconnectDelay;
         while (!stoppingToken.IsCancellationRequested)
@@ -117,6 +119,9 @@ public sealed class ConveyorWorker : BackgroundService
             IMessageConsumer? consumer = null;
             try
             {
+                // A paused queue: no consumer at all (on RabbitMQ its basic.consume is canceled), until resumed;
+                // the loops' token then ends them when the queue is paused again.
+                var loopToken = control is null ? stoppingToken : await control.WaitForResumeAsync(Queue, stoppingToken).ConfigureAwait(false);
                 consumer = await _client.Broker.ConsumeAsync(
                     Queue,
                     new ConsumeOptions { Prefetch = _options.EffectivePrefetch, ConsumerName = Name },
@@ -127,11 +132,11 @@ public sealed class ConveyorWorker : BackgroundService
                 // The pipeline: the consumer's bounded deliveries, Concurrency runners, one settler.
                 var settler = new StateSettler(_client.Backend, _logger, _time, Name, hardStop.Token);
                 await using var settlerDisposal = settler.ConfigureAwait(false);
-                var runner = new TaskRunner(_client, _registry, _options, _services, _scopeFactory, _logger, _workflow, settler, hardStop.Token);
+                var runner = new TaskRunner(_client, _registry, _options, _services, _scopeFactory, _logger, _workflow, settler, hardStop.Token) { Control = control, RateLimits = rateLimits };
                 var loops = new Task[_options.Concurrency];
                 for (var i = 0; i < loops.Length; i++)
                 {
-                    loops[i] = RunLoopAsync(consumer.Deliveries, runner, stoppingToken);
+                    loops[i] = RunLoopAsync(consumer.Deliveries, runner, loopToken);
                 }
 
                 try
@@ -144,7 +149,7 @@ public sealed class ConveyorWorker : BackgroundService
                     await CompleteSettlerAsync(settler).ConfigureAwait(false);
                 }
 
-                if (!stoppingToken.IsCancellationRequested)
+                if (!stoppingToken.IsCancellationRequested && !loopToken.IsCancellationRequested)
                 {
                     throw new InvalidOperationException($"The consumer of queue {Queue} ended.");
                 }
@@ -170,6 +175,11 @@ public sealed class ConveyorWorker : BackgroundService
         }
 
         await sampler.ConfigureAwait(false);
+        if (control is not null)
+        {
+            await control.DisposeAsync().ConfigureAwait(false);
+        }
+
         if (InFlight > 0 && hardStop.IsCancellationRequested)
         {
             Log.GracePeriodExceeded(_logger, Name, InFlight);

@@ -54,6 +54,12 @@ internal sealed class TaskRunner
         _workerName = options.Name;
     }
 
+    /// <summary>The fleet's control state (revocations, unique keys), when the worker follows one.</summary>
+    public WorkerControl? Control { get; init; }
+
+    /// <summary>The worker's rate limits, when it has any.</summary>
+    public WorkerRateLimits? RateLimits { get; init; }
+
     public async Task RunAsync(IBrokerDelivery delivery)
     {
         try
@@ -138,7 +144,24 @@ internal sealed class TaskRunner
         // A scope per task, as ASP.NET Core has one per request: scoped services (a DbContext) live for one task.
         var scope = _scopeFactory?.CreateAsyncScope();
         await using var scopeDisposal = (scope is { } taskScope ? (IAsyncDisposable)taskScope : NoScope.Instance).ConfigureAwait(false);
-        var context = new TaskContext(signature, attempt, scope?.ServiceProvider ?? _services, token);
+        using var running = Control?.Track(signature.Id, token);
+        token = running?.Token ?? token;
+        var context = new TaskContext(signature, attempt, scope?.ServiceProvider ?? _services, token) { Progress = Control?.Store, Clock = _time };
+        if (Control?.IsRevoked(signature.Id) == true)
+        {
+            // Revoked before it ran: it never runs; its final state says revoked (machinery reads FAILURE as final).
+            await FailRevokedAsync(delivery, signature, context, baseState, attempt, activity).ConfigureAwait(false);
+            return;
+        }
+
+        if (RateLimits is { } limits && await limits.WaitForTurnAsync(signature, token).ConfigureAwait(false) is { Ticks: > 0 } later)
+        {
+            // Limited: back to the broker with an ETA; not failed, and not a retry (RetryCount and attempt kept).
+            signature.Eta = _time.GetUtcNow() + later;
+            await _client.PublishAsync(signature, CancellationToken.None).ConfigureAwait(false);
+            await delivery.AckAsync(CancellationToken.None).ConfigureAwait(false);
+            return;
+        }
 
         // machinery's RECEIVED then STARTED go to the settler once the handler runs; the handler does not wait for
         // them. A handler that finishes before it first awaits has its final state in the same batch (below).
@@ -218,6 +241,13 @@ internal sealed class TaskRunner
             return;
         }
 
+        if (error is not null && running is { WasRevoked: true })
+        {
+            // Revoked while it ran: its token was canceled; a handler that ignored it was abandoned (WaitAsync).
+            await FailRevokedAsync(delivery, signature, context, baseState, attempt, activity).ConfigureAwait(false);
+            return;
+        }
+
         if (error is null)
         {
             activity?.SetTag("conveyor.task.state", "SUCCESS");
@@ -270,6 +300,7 @@ internal sealed class TaskRunner
         }
 
         await _settler.WriteAsync(final).ConfigureAwait(false);
+        await ReleaseUniqueAsync(signature).ConfigureAwait(false);
         await _workflow.OnSucceededAsync(signature, results, activity).ConfigureAwait(false);
         if (_options.AfterTask is { } afterTask)
         {
@@ -309,14 +340,15 @@ internal sealed class TaskRunner
         var final = baseState.With(TaskState.Failure, error: message);
         activity?.SetTag("conveyor.task.state", "FAILURE");
         _diagnostics.Failed.Add(1, DestinationTag(delivery), TaskNameTag(signature));
-        Log.TaskFailed(_logger, error is TaskArgumentException or TimeoutException ? null : error, signature.Name, signature.Id, message);
-        if (!WorkflowCoordinator.HasFailureWork(signature) && _options.AfterTask is null)
+        Log.TaskFailed(_logger, error is TaskArgumentException or TimeoutException or TaskRevokedException ? null : error, signature.Name, signature.Id, message);
+        if (!WorkflowCoordinator.HasFailureWork(signature) && _options.AfterTask is null && !HasUniqueKey(signature))
         {
             await _settler.AddAsync(final, delivery).ConfigureAwait(false);
             return;
         }
 
         await _settler.WriteAsync(final).ConfigureAwait(false);
+        await ReleaseUniqueAsync(signature).ConfigureAwait(false);
         await _workflow.OnFailedAsync(signature, message, activity).ConfigureAwait(false);
         if (_options.AfterTask is { } afterTask)
         {
@@ -326,8 +358,28 @@ internal sealed class TaskRunner
         await delivery.AckAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
-    /// <summary>Whether a success needs nothing after its SUCCESS state: no callbacks, chord or after-task hook.</summary>
-    private bool IsPlainSuccess(Signature signature) => !WorkflowCoordinator.HasSuccessWork(signature) && _options.AfterTask is null;
+    /// <summary>Whether a success needs nothing after its SUCCESS state: no callbacks, chord, after-task hook or unique key to free.</summary>
+    private bool IsPlainSuccess(Signature signature) => !WorkflowCoordinator.HasSuccessWork(signature) && _options.AfterTask is null && !HasUniqueKey(signature);
+
+    /// <summary>Whether the task holds a unique key to free at its final state (<see cref="UniqueMode.UntilFinished"/>): one header lookup.</summary>
+    private bool HasUniqueKey(Signature signature) => Control is not null && signature.HeadersOrNull?.ContainsKey(UniqueTaskExtensions.UniqueKeyHeader) == true;
+
+    /// <summary>Frees a unique task's key once its final state is stored.</summary>
+    private ValueTask ReleaseUniqueAsync(Signature signature) =>
+        signature.HeadersOrNull?.GetValueOrDefault(UniqueTaskExtensions.UniqueKeyHeader) is string { Length: > 0 } key && Control is { } control
+            ? control.Store.ReleaseUniqueAsync(key, signature.Id)
+            : ValueTask.CompletedTask;
+
+    /// <summary>A revoked task ends as FAILURE with its revocation's error, never retried; callbacks and chords see a failure.</summary>
+    private async Task FailRevokedAsync(IBrokerDelivery delivery, Signature signature, TaskContext context, TaskStateRecord baseState, int attempt, Activity? activity)
+    {
+        var stored = await _client.Backend.GetStateAsync(signature.Id).ConfigureAwait(false);
+        var message = stored is not null && stored.IsRevoked() ? stored.Error : RevocationExtensions.RevokedErrorPrefix;
+        Log.TaskRevoked(_logger, signature.Name, signature.Id, message);
+        signature.RetryCount = 0;
+        activity?.SetTag("error.type", "conveyor.revoked");
+        await FailAsync(delivery, signature, context, baseState, attempt, new TaskRevokedException(message), activity).ConfigureAwait(false);
+    }
 
     private async Task HandleUnregisteredAsync(IBrokerDelivery delivery, Signature signature)
     {

@@ -95,5 +95,40 @@ public sealed class WorkerOptions
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan QueueDepthSampleInterval { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// The store of the fleet's control state (revocations, paused queues, worker heartbeats, progress); when
+    /// <see langword="null"/>, the one registered in the worker's services, if any. Without one the worker
+    /// ignores revocations and pauses.
+    /// </summary>
+    public IManagementStore? ManagementStore { get; set; }
+
+    /// <summary>
+    /// The longest the worker goes without reading the control state where the store cannot push it (SQLite):
+    /// a revocation or a pause takes effect within this. Redis pushes changes and reads at most every 5 s
+    /// besides. The default value is 250 milliseconds.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
+    public TimeSpan ControlPollInterval { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// How often the worker renews its record in the management store (<c>conveyor workers</c>); the record
+    /// lapses after three intervals without one. The default value is 2 seconds.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Rate limits on task names (<see cref="TaskRateLimit"/>), bound from <c>Conveyor:Worker:RateLimits</c>. A
+    /// global one needs a management store. Tasks without a limit pay one dictionary lookup.
+    /// </summary>
+    public IList<TaskRateLimit> RateLimits { get; } = [];
+
+    /// <summary>
+    /// The longest a rate-limited task waits in its worker for its turn; a later turn sends it back to the broker
+    /// with an ETA (not a retry). The default value is 5 seconds.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
+    public TimeSpan RateLimitMaxWait { get; set; } = TimeSpan.FromSeconds(5);
+
     internal int EffectivePrefetch => Prefetch > 0 ? Prefetch : Concurrency * 2;
 }

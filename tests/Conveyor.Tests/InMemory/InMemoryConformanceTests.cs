@@ -20,8 +20,13 @@ public sealed class InMemoryProviderFactory : IConveyorProviderFactory
 
     public ValueTask SimulateCrashAsync(IMessageConsumer consumer) => consumer.DisposeAsync();
 
+    public ValueTask<IManagementStore?> CreateManagementStoreAsync(IBroker broker, IResultBackend backend) =>
+        ValueTask.FromResult<IManagementStore?>(new InMemoryManagementStore((InMemoryBroker)broker, (InMemoryResultBackend)backend));
+
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }
+
+public sealed class InMemoryManagementConformanceTests(InMemoryProviderFactory factory) : ManagementConformanceTests<InMemoryProviderFactory>(factory);
 
 public sealed class InMemoryWorkerConformanceTests(InMemoryProviderFactory factory) : WorkerConformanceTests<InMemoryProviderFactory>(factory);
 
