@@ -299,6 +299,31 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
 
     private sealed record BenchRun(string RunId, Report Report);
 
+    private static async Task WaitForAnyChangeAsync(IResultBackend backend, List<int> pending, string[] ids, CancellationToken cancellationToken)
+    {
+        var maxWait = TimeSpan.FromMilliseconds(2);
+        if (pending.Count == 1)
+        {
+            await backend.WaitForChangeAsync(ids[pending[0]], maxWait, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var waits = new Task[pending.Count];
+        for (var j = 0; j < waits.Length; j++)
+        {
+            waits[j] = backend.WaitForChangeAsync(ids[pending[j]], maxWait, cancellationToken).AsTask();
+        }
+
+        var first = await Task.WhenAny(waits).ConfigureAwait(false);
+        foreach (var wait in waits)
+        {
+            // The others end within maxWait; their faults are the first one's and are not worth a second report.
+            _ = wait.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        }
+
+        await first.ConfigureAwait(false);
+    }
+
     private static async Task<BenchRun> RunAsync(ConveyorClient client, CliSession session, BenchSettings settings, CancellationToken cancellationToken)
     {
         var runId = Guid.NewGuid().ToString("N");
@@ -308,6 +333,7 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
         var completed = new long[count];
         var publishedCount = 0;
         var publishedQueue = new System.Collections.Concurrent.ConcurrentQueue<int>();
+        using var publishedSignal = new SemaphoreSlim(0);
 
         var startTimestamp = Stopwatch.GetTimestamp();
         var stopwatch = Stopwatch.StartNew();
@@ -349,6 +375,7 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
 
                     Interlocked.Increment(ref publishedCount);
                     publishedQueue.Enqueue(i);
+                    publishedSignal.Release();
                 }).ConfigureAwait(false);
             },
             cancellationToken);
@@ -423,10 +450,12 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             }
             else if (finishedThisPass < window / 2 && pending.Count > 0)
             {
-                // Little finished: sleep until the oldest task's state changes (pushed where the backend can) or 2 ms pass.
+                // Little finished: sleep until any of the few tasks in flight changes state (pushed where the backend
+                // can) or 2 ms pass. Waiting on the oldest alone measured the producer's polling, not the task: a
+                // younger task that finished first waited for the oldest's wake-up or the timeout.
                 try
                 {
-                    await session.Backend.WaitForChangeAsync(ids[pending[0]], TimeSpan.FromMilliseconds(2), cancellationToken).ConfigureAwait(false);
+                    await WaitForAnyChangeAsync(session.Backend, pending, ids, cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
@@ -435,7 +464,9 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             }
             else if (pending.Count == 0)
             {
-                await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+                // Nothing in flight: wake at the next publish (a timer's 1 ms is several on a busy machine, and it
+                // showed in every latency).
+                await publishedSignal.WaitAsync(TimeSpan.FromMilliseconds(5), cancellationToken).ConfigureAwait(false);
             }
 
             if (progress && stopwatch.Elapsed - lastPrinted > TimeSpan.FromSeconds(1))
