@@ -299,15 +299,7 @@ internal sealed class TaskRunner
             return;
         }
 
-        await _settler.WriteAsync(final).ConfigureAwait(false);
-        await ReleaseUniqueAsync(signature).ConfigureAwait(false);
-        await _workflow.OnSucceededAsync(signature, results, activity).ConfigureAwait(false);
-        if (_options.AfterTask is { } afterTask)
-        {
-            await RunHookAsync("after-task", signature, () => afterTask(context, final)).ConfigureAwait(false);
-        }
-
-        await delivery.AckAsync(CancellationToken.None).ConfigureAwait(false);
+        await SettleWithFollowUpAsync(delivery, signature, context, final, () => _workflow.OnSucceededAsync(signature, results, activity)).ConfigureAwait(false);
     }
 
     private async Task FailAsync(
@@ -347,9 +339,18 @@ internal sealed class TaskRunner
             return;
         }
 
+        await SettleWithFollowUpAsync(delivery, signature, context, final, () => _workflow.OnFailedAsync(signature, message, activity)).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A final state with work after it: the state is stored first (waiting for the settler's batch), then the
+    /// unique key is freed, the workflow runs, the after-task hook, and only then is the message acknowledged.
+    /// </summary>
+    private async Task SettleWithFollowUpAsync(IBrokerDelivery delivery, Signature signature, TaskContext context, TaskStateRecord final, Func<Task> workflow)
+    {
         await _settler.WriteAsync(final).ConfigureAwait(false);
         await ReleaseUniqueAsync(signature).ConfigureAwait(false);
-        await _workflow.OnFailedAsync(signature, message, activity).ConfigureAwait(false);
+        await workflow().ConfigureAwait(false);
         if (_options.AfterTask is { } afterTask)
         {
             await RunHookAsync("after-task", signature, () => afterTask(context, final)).ConfigureAwait(false);
