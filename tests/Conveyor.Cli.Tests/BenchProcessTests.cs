@@ -141,10 +141,19 @@ public sealed class BenchProcessTests : IDisposable
         var options = new RedisConveyorOptions();
         RedisUrl.ApplyOptions(url, options);
         await using var broker = new RedisBroker(redis, options);
-        var (second, bench, statistics) = await KillOneWorkerMidRunAsync(url, url, broker, inFlightSeen: true);
+        for (var attempt = 1; ; attempt++)
+        {
+            // Each run loses nothing (checked inside). The kill lands at a moment the statistics show messages in
+            // flight, but the killed worker may have settled its last batch just before it died and held nothing;
+            // then the live worker had nothing to recover, and the run is tried again on a fresh queue.
+            var (second, bench, statistics) = await KillOneWorkerMidRunAsync(url, url, broker, inFlightSeen: true);
+            if (second.Contains("in-flight message(s) of dead consumer", StringComparison.Ordinal))
+            {
+                return; // the dead worker held messages: the live one moved them back to the queue
+            }
 
-        // The dead worker held messages: the live one moved them back to the queue.
-        Assert.True(second.Contains("in-flight message(s) of dead consumer", StringComparison.Ordinal), $"{statistics}\n{second}\n{bench}");
+            Assert.True(attempt < 3, $"in 3 runs the killed worker never held a message at its death\n{statistics}\n{second}\n{bench}");
+        }
     }
 
     [Fact]
@@ -173,7 +182,7 @@ public sealed class BenchProcessTests : IDisposable
         await first.WaitForOutputAsync("conveyor worker", Generous);
         await second.WaitForOutputAsync("conveyor worker", Generous);
 
-        using var bench = CliProcess.Start(_directory, ["bench", "-n", "5000", "--no-worker", "--json", "--timeout", "60", .. connection]);
+        using var bench = CliProcess.Start(_directory, ["bench", "-n", "20000", "--no-worker", "--json", "--timeout", "60", .. connection]);
         var waited = Stopwatch.StartNew();
         QueueStatistics statistics;
         while ((statistics = await broker.GetQueueStatisticsAsync(queue)).Ready < 200 || (inFlightSeen && statistics.InFlight <= 4))
@@ -188,7 +197,7 @@ public sealed class BenchProcessTests : IDisposable
 
         Assert.True(exitCode == 0, $"bench exit {exitCode}\n{bench.Output}\n{bench.Error}");
         using var report = JsonDocument.Parse(bench.Output);
-        Assert.Equal(5000, report.RootElement.GetProperty("tasks").GetInt32());
+        Assert.Equal(20000, report.RootElement.GetProperty("tasks").GetInt32());
         Assert.Equal(0, report.RootElement.GetProperty("lost").GetInt32());
         second.Signal("TERM");
         Assert.Equal(0, await second.WaitForExitAsync(Generous));
