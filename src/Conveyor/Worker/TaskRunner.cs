@@ -391,23 +391,16 @@ internal sealed class TaskRunner
             return;
         }
 
-        var reason = $"task \"{signature.Name}\" is not registered";
-        await _settler.WriteAsync(new TaskStateRecord
-        {
-            TaskId = signature.Id,
-            TaskName = signature.Name,
-            State = TaskState.Failure,
-            Error = $"dead-lettered: {reason}",
-            CreatedAt = _time.GetUtcNow(),
-        }).ConfigureAwait(false);
-        _diagnostics.Failed.Add(1, DestinationTag(delivery), TaskNameTag(signature));
-        await DeadLetterAsync(delivery, reason).ConfigureAwait(false);
+        await FailAndDeadLetterAsync(delivery, signature, $"task \"{signature.Name}\" is not registered").ConfigureAwait(false);
     }
 
     // Each earlier delivery ended without a settlement: its worker died (or handed the message back) mid-task.
-    private async Task DeadLetterPoisonAsync(IBrokerDelivery delivery, Signature signature, int deaths)
+    private Task DeadLetterPoisonAsync(IBrokerDelivery delivery, Signature signature, int deaths) =>
+        FailAndDeadLetterAsync(delivery, signature, $"worker died {deaths} times while running this task");
+
+    /// <summary>Records FAILURE (<c>dead-lettered: reason</c>) for machinery's waiters, then moves the message to the dead letters.</summary>
+    private async Task FailAndDeadLetterAsync(IBrokerDelivery delivery, Signature signature, string reason)
     {
-        var reason = $"worker died {deaths} times while running this task";
         await _settler.WriteAsync(new TaskStateRecord
         {
             TaskId = signature.Id,
