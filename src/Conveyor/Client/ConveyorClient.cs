@@ -262,7 +262,8 @@ public sealed class ConveyorClient
                 (batch, ct) => Backend.EnqueueAsync(Broker, batch, ct),
                 EnqueueCapacity,
                 MaxEnqueueBatch,
-                EnqueueWritesInFlight);
+                EnqueueWritesInFlight,
+                startInline: true); // a producer at a modest rate waits for each publish: spare it a hop
             if (Interlocked.CompareExchange(ref _enqueuer, created, null) is { } raced)
             {
                 _ = created.DisposeAsync().AsTask();

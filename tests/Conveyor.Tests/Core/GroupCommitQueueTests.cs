@@ -18,11 +18,33 @@ public sealed class GroupCommitQueueTests
                 return ValueTask.CompletedTask;
             },
             capacity: 16,
-            maxBatch: 8);
+            maxBatch: 8,
+            startInline: true);
 
         await queue.AddAsync(1, CancellationToken.None);
 
         Assert.Equal(Environment.CurrentManagedThreadId, writerThread);
+    }
+
+    [Fact]
+    public async Task AddAsync_InlineStartOff_LeavesEveryWriteToTheLoop()
+    {
+        var caller = Environment.CurrentManagedThreadId;
+        var adding = true;
+        var written = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var queue = new GroupCommitQueue<int>(
+            (items, _) =>
+            {
+                written.TrySetResult(Volatile.Read(ref adding) && Environment.CurrentManagedThreadId == caller);
+                return ValueTask.CompletedTask;
+            },
+            capacity: 16,
+            maxBatch: 8);
+
+        await queue.AddAsync(1, CancellationToken.None);
+        Volatile.Write(ref adding, false);
+
+        Assert.False(await written.Task.WaitAsync(Patience), "the write ran inside AddAsync, on the caller's thread");
     }
 
     [Fact]
@@ -41,7 +63,8 @@ public sealed class GroupCommitQueueTests
                 }
             },
             capacity: 64,
-            maxBatch: 16);
+            maxBatch: 16,
+            startInline: true);
 
         // Four producers, each adding its own increasing sequence: each sequence must be written in order.
         const int perProducer = 2_000;
@@ -78,7 +101,8 @@ public sealed class GroupCommitQueueTests
                 wroteAll = true;
             },
             capacity: 16,
-            maxBatch: 8);
+            maxBatch: 8,
+            startInline: true);
 
         await queue.AddAsync(1, CancellationToken.None); // inline: held in its write
         var completing = queue.CompleteAsync();
