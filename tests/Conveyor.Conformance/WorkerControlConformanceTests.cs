@@ -122,6 +122,32 @@ public abstract class WorkerControlConformanceTests<TFactory> : IClassFixture<TF
     }
 
     [Fact]
+    public async Task Revoke_HandlerReturnsAfterItsWorkerLearnedOfIt_EndsRevokedNotSucceeded()
+    {
+        await using var m = await CreateAsync();
+        var api = m.Api;
+        // Synchronous: it revokes itself, waits until its worker has learned of it (its token is canceled), and then
+        // returns a result anyway: the SUCCESS must not land over the revoked FAILURE the revoke wrote.
+        m.T.Registry.Register("finisher", long (TaskContext context) =>
+        {
+            api.RevokeAsync([context.TaskId]).AsTask().GetAwaiter().GetResult();
+            SpinWait.SpinUntil(() => context.CancellationToken.IsCancellationRequested, Wait);
+            return 42L;
+        });
+        m.T.Registry.Register("add", (long a, long b) => a + b);
+        var worker = await m.StartWorkerAsync(o => o.Concurrency = 1);
+        var task = await m.T.Client.SendAsync(new Signature("finisher"));
+        // One slot: the next task runs once the revoked one is settled.
+        var next = await m.T.Client.SendAsync(new Signature("add", TaskArgument.Int64(1), TaskArgument.Int64(2)));
+        await next.WaitAsync(Wait);
+        await ConveyorTestContext.EventuallyAsync(() => Task.FromResult(worker.InFlight == 0), "the worker is idle");
+
+        var final = await task.GetStateAsync();
+        Assert.Equal(TaskState.Failure, final!.State);
+        Assert.True(final.IsRevoked(), final.Error);
+    }
+
+    [Fact]
     public async Task Pause_WhileALongTaskRuns_ItsWorkerHandsBackWhatItFetchedAtOnce()
     {
         await using var m = await CreateAsync();
