@@ -177,6 +177,30 @@ public sealed class RabbitMqHttpListingTests(RabbitMqHttpRedisProviderFactory fa
     }
 
     [Fact]
+    public async Task ListTasks_QuorumQueue_RefusedBecauseAPeekWouldCountAsADelivery()
+    {
+        await using var m = await CreateAsync();
+        var queue = "conveyor-quorum-" + Guid.NewGuid().ToString("N")[..8];
+        await using (var connection = await TestServers.ConnectRawAsync())
+        await using (var channel = await connection.CreateChannelAsync())
+        {
+            await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, arguments: new Dictionary<string, object?> { ["x-queue-type"] = "quorum" });
+        }
+
+        try
+        {
+            var refused = await Assert.ThrowsAsync<NotSupportedException>(async () => await m.Api.ListTasksAsync(new TaskQuery { State = ManagedTaskState.Pending, Queue = queue }));
+            Assert.Contains("quorum", refused.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await using var connection = await TestServers.ConnectRawAsync();
+            await using var channel = await connection.CreateChannelAsync();
+            await channel.QueueDeleteAsync(queue, ifUnused: false, ifEmpty: false);
+        }
+    }
+
+    [Fact]
     public async Task HttpApi_WrongPassword_FailsSayingSoWithoutThePassword()
     {
         const string password = "not-the-password-4711";

@@ -44,7 +44,7 @@ internal sealed class RabbitMqHttpApi : IDisposable
     /// <summary>Every queue of the virtual host, with its arguments and counts (counts lag by the node's statistics interval).</summary>
     public async Task<IReadOnlyList<HttpQueue>> ListQueuesAsync(CancellationToken cancellationToken)
     {
-        var path = $"api/queues/{_vhost}?columns=name,arguments,messages,messages_ready,messages_unacknowledged,consumers";
+        var path = $"api/queues/{_vhost}?columns=name,type,arguments,messages,messages_ready,messages_unacknowledged,consumers";
         return await GetAsync(path, RabbitMqHttpJson.Default.ListHttpQueue, cancellationToken).ConfigureAwait(false) ?? [];
     }
 
@@ -118,7 +118,13 @@ internal sealed class HttpQueue
 {
     public string Name { get; set; } = string.Empty;
 
+    /// <summary>classic, quorum or stream.</summary>
+    public string? Type { get; set; }
+
     public Dictionary<string, JsonElement>? Arguments { get; set; }
+
+    /// <summary>A quorum queue counts every return of a message as a delivery (x-delivery-count).</summary>
+    public bool IsQuorum => Type == "quorum" || StringArgument("x-queue-type") == "quorum";
 
     public long? Messages { get; set; }
 

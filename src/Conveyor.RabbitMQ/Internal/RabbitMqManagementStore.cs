@@ -13,7 +13,8 @@ namespace Conveyor.RabbitMQ.Internal;
 /// A peek is RabbitMQ's <c>basic.get</c> then a requeue (<c>ack_requeue_true</c>): the messages are unavailable to
 /// consumers for the length of the call, come back marked redelivered, and go back to their position when
 /// RabbitMQ can (nearer the head when other consumers settled meanwhile). A listing reads at most
-/// <see cref="MaxPeek"/> messages of a queue. The tasks being run (active) come from the workers' heartbeats.
+/// <see cref="MaxPeek"/> messages of a queue. The tasks being run (active) come from the workers' heartbeats. A
+/// quorum queue is never peeked: each return of a message counts as one of its deliveries there.
 /// </remarks>
 internal sealed class RabbitMqManagementStore(IManagementStore inner, RabbitMqHttpApi api, string exchange, string deadLetterQueue) : IManagementStore, IAsyncDisposable
 {
@@ -34,6 +35,11 @@ internal sealed class RabbitMqManagementStore(IManagementStore inner, RabbitMqHt
         switch (query.State)
         {
             case ManagedTaskState.Pending:
+                if (await api.GetQueueAsync(queue, cancellationToken).ConfigureAwait(false) is { IsQuorum: true })
+                {
+                    throw new NotSupportedException(QuorumRefusal(queue));
+                }
+
                 listed = [.. (await api.PeekAsync(queue, want, cancellationToken).ConfigureAwait(false))
                     .Select(m => TaskSummary.FromMessage(m.Body(), queue, ManagedTaskState.Pending))];
                 break;
@@ -79,7 +85,7 @@ internal sealed class RabbitMqManagementStore(IManagementStore inner, RabbitMqHt
             var delayOf = DelayTarget(queue);
             // Every queue bound to the exchange (work queues; delay queues are bound by their own name), whatever its
             // counts say: they lag by the node's statistics interval.
-            if (!bound.Contains(queue.Name) || queue.Name == deadLetterQueue)
+            if (!bound.Contains(queue.Name) || queue.Name == deadLetterQueue || queue.IsQuorum)
             {
                 continue;
             }
@@ -175,6 +181,9 @@ internal sealed class RabbitMqManagementStore(IManagementStore inner, RabbitMqHt
 
         return active;
     }
+
+    private static string QuorumRefusal(string queue) =>
+        $"Queue {queue} is a quorum queue: a peek returns its messages, which adds one to their x-delivery-count, so listings would use up their deliveries (WorkerOptions.MaxDeliveries, delivery-limit); it is not listed.";
 
     private static int Position(string? cursor) =>
         cursor is { Length: > 0 } && int.TryParse(cursor, NumberStyles.None, CultureInfo.InvariantCulture, out var position) ? position : 0;
