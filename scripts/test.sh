@@ -13,6 +13,8 @@
 #     And a Sentinel setup for the failover test: a primary, two replicas and three sentinels (redis-server --sentinel)
 #     on loopback, exported as CONVEYOR_TEST_SENTINEL=redis+sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3/conveyor
 #     (the test kills the primary: one failover per run).
+#     The RabbitMQ node runs the rabbitmq_management plugin with its HTTP API on a loopback port, exported as
+#     CONVEYOR_TEST_RABBITMQ_HTTP=http://127.0.0.1:PORT (same guest account); the run fails when it does not answer.
 #     Also starts the local AWS emulators from tests/emulators (npm ci from its lock file when needed; Node.js is
 #     installed with apt-get when missing): fauxqs for SQS and dynalite for DynamoDB, on loopback, and exports
 #     CONVEYOR_TEST_SQS=http://127.0.0.1:PORT and CONVEYOR_TEST_DYNAMODB=http://127.0.0.1:PORT.
@@ -25,7 +27,8 @@
 #   CONVEYOR_TEST_REDIS        host:port of a Redis you run yourself: no Redis is installed/started
 #                              (then also set CONVEYOR_TEST_REDIS_TLS, or the TLS tests fail saying so)
 #   CONVEYOR_TEST_AMQP         amqp:// URI of a RabbitMQ you run yourself: no RabbitMQ is installed/started
-#                              (then also set CONVEYOR_TEST_AMQP_TLS)
+#                              (then also set CONVEYOR_TEST_AMQP_TLS, and CONVEYOR_TEST_RABBITMQ_HTTP to its
+#                              management plugin's http://host:port)
 #   CONVEYOR_TEST_SQS          endpoint of an SQS emulator you run yourself: no fauxqs is started
 #   CONVEYOR_TEST_DYNAMODB     endpoint of a DynamoDB emulator you run yourself: no dynalite is started
 #   CONVEYOR_TEST_SOLUTION     solution to test (default Conveyor.slnx)
@@ -49,7 +52,7 @@ KEEP_TMP="${CONVEYOR_TEST_KEEP_TMP:-0}"
 CREATED_POLICY_RC=0
 REDIS_PID="" REDIS_PORT="" REDIS_TLS_PORT=""
 SENTINEL_PIDS=() SENTINEL_PORTS=() SENTINEL_T0=""
-RABBIT_TLS_PORT=""
+RABBIT_TLS_PORT="" RABBIT_HTTP_PORT=""
 TLS_DIR=""
 RABBIT_PID="" RABBIT_NODE="" RABBIT_PORT="" RABBIT_LOG="" RABBIT_PID_FILE="" RABBIT_T0=""
 EPMD_PID=""
@@ -149,6 +152,9 @@ install_packages() {
     fi
     if [[ -z "${CONVEYOR_TEST_AMQP:-}" ]] && [[ ! -x "$RABBIT_BIN/rabbitmq-server" || ! -x "$RABBIT_BIN/rabbitmqctl" ]]; then
         missing+=(rabbitmq-server)
+    fi
+    if [[ -z "${CONVEYOR_TEST_AMQP:-}" ]] && ! command -v curl >/dev/null 2>&1; then
+        missing+=(curl)   # probes the management plugin's HTTP API
     fi
     if [[ -z "${CONVEYOR_TEST_REDIS:-}" || -z "${CONVEYOR_TEST_AMQP:-}" ]] && ! command -v openssl >/dev/null 2>&1; then
         missing+=(openssl)
@@ -332,8 +338,8 @@ start_rabbitmq() {
     local dir="$WORK_DIR/rabbitmq" dist_port epmd_port
     RABBIT_T0="$(now)"
     mkdir -p "$dir/home" "$dir/mnesia" "$dir/log" "$dir/conf.d"
-    read -r RABBIT_PORT dist_port epmd_port RABBIT_TLS_PORT < <(free_ports 4) || true
-    [[ -n "$RABBIT_TLS_PORT" ]] || die "found no free TCP ports for rabbitmq"
+    read -r RABBIT_PORT dist_port epmd_port RABBIT_TLS_PORT RABBIT_HTTP_PORT < <(free_ports 5) || true
+    [[ -n "$RABBIT_HTTP_PORT" ]] || die "found no free TCP ports for rabbitmq"
     RABBIT_NODE="conveyor-test-$$@localhost"
     RABBIT_LOG="$dir/log/rabbit.log"
     RABBIT_PID_FILE="$dir/rabbit.pid"
@@ -343,7 +349,8 @@ start_rabbitmq() {
     (umask 077 && od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$dir/home/.erlang.cookie")
     chmod 400 "$dir/home/.erlang.cookie"
     : >"$dir/rabbitmq-env.conf"          # instead of /etc/rabbitmq/rabbitmq-env.conf
-    echo '[].' >"$dir/enabled_plugins"   # no plugins (no management UI): faster start
+    # The management plugin only: its HTTP API lists what a queue holds (`conveyor tasks` on a RabbitMQ broker).
+    echo '[rabbitmq_management].' >"$dir/enabled_plugins"
     cat >"$dir/rabbitmq.conf" <<EOF
 # Conveyor test node ($RABBIT_NODE). The listener comes from RABBITMQ_NODE_IP_ADDRESS/PORT.
 loopback_users.guest = true
@@ -356,6 +363,10 @@ ssl_options.certfile = $TLS_DIR/server.pem
 ssl_options.keyfile = $TLS_DIR/server.key
 ssl_options.verify = verify_none
 ssl_options.fail_if_no_peer_cert = false
+# The management plugin's HTTP API, on loopback; queue statistics every second instead of every 5 s.
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $RABBIT_HTTP_PORT
+collect_statistics_interval = 1000
 EOF
 
     RMQ_ENV=(
@@ -434,9 +445,20 @@ wait_for_rabbitmq() {
     printf '%s\n' "$password" | timeout 90 env "${RMQ_ENV[@]}" "$RABBIT_BIN/rabbitmqctl" -n "$RABBIT_NODE" -q add_user conveyor-tls >/dev/null \
         || die "rabbitmqctl add_user failed"
     rmqctl -q set_permissions -p conveyor-tls conveyor-tls '.*' '.*' '.*' >/dev/null || die "rabbitmqctl set_permissions failed"
+    # The management plugin's HTTP API must answer too (a missing plugin fails here, not as skipped tests).
+    local http_deadline=$((SECONDS + 60))
+    until curl -fsS -o /dev/null -u guest:guest "http://127.0.0.1:$RABBIT_HTTP_PORT/api/overview" </dev/null 2>/dev/null; do
+        if ((SECONDS >= http_deadline)); then
+            KEEP_TMP=1
+            show_rabbit_logs
+            die "the rabbitmq_management plugin's HTTP API does not answer on 127.0.0.1:$RABBIT_HTTP_PORT; see $RABBIT_LOG"
+        fi
+        sleep 0.5
+    done
     export CONVEYOR_TEST_AMQP="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/"
+    export CONVEYOR_TEST_RABBITMQ_HTTP="http://127.0.0.1:$RABBIT_HTTP_PORT"
     export CONVEYOR_TEST_AMQP_TLS="amqps://conveyor-tls:$password@127.0.0.1:$RABBIT_TLS_PORT/conveyor-tls?ca=$TLS_DIR/ca.pem"
-    log "rabbitmq ready on 127.0.0.1:$RABBIT_PORT (pid $RABBIT_PID) in $(elapsed "$RABBIT_T0")s"
+    log "rabbitmq ready on 127.0.0.1:$RABBIT_PORT, HTTP API $CONVEYOR_TEST_RABBITMQ_HTTP (pid $RABBIT_PID) in $(elapsed "$RABBIT_T0")s"
 }
 
 stop_rabbitmq() {

@@ -44,11 +44,16 @@ internal sealed partial class ConveyorConnections(IOptions<ConveyorOptions> opti
     public IManagementStore? CreateManagementStore()
     {
         var settings = options.Value;
-        var store = Find(providers, settings.Broker).CreateManagementStore(settings.Broker, ownsBroker: true, services);
+        var broker = Find(providers, settings.Broker);
+        var store = broker.CreateManagementStore(settings.Broker, ownsBroker: true, services);
         if (store is null)
         {
             var backend = ResultBackendUrl(settings);
             store = Find(providers, backend).CreateManagementStore(backend, ownsBroker: false, services);
+            if (store is not null)
+            {
+                store = broker.ExtendManagementStore(settings.Broker, store, services);
+            }
         }
 
         return store;

@@ -11,7 +11,8 @@ namespace Conveyor.RabbitMQ;
 /// <remarks>
 /// Query parameters (on any of the URLs): <c>exchange</c>, <c>exchange_type</c>, <c>binding_key</c>,
 /// <c>max_priority</c>, <c>quorum</c> (<c>true</c>/<c>false</c>), <c>dead_letter_queue</c>, <c>publish_channels</c>,
-/// <c>confirm_timeout</c> (seconds), <c>delay_granularity_ms</c>, <c>ca</c> (a PEM file of CA certificates for
+/// <c>confirm_timeout</c> (seconds), <c>delay_granularity_ms</c>, <c>management</c> (the management plugin's
+/// <c>http://host:15672</c>: see <see cref="RabbitMqBrokerOptions.ManagementUrl"/>), <c>ca</c> (a PEM file of CA certificates for
 /// <c>amqps://</c>: see <see cref="RabbitMqBrokerOptions.CaCertificatesPath"/>). An empty path means the default virtual host <c>/</c>;
 /// <c>%2F</c> in the path is the same.
 /// </remarks>
@@ -106,11 +107,16 @@ public static class AmqpUrl
             case "ca":
                 options.CaCertificatesPath = value;
                 break;
+            case "management":
+                options.ManagementUrl = Uri.TryCreate(value, UriKind.Absolute, out var management) && management.Scheme is "http" or "https"
+                    ? management
+                    : throw new FormatException($"{ConveyorUrls.Redact(url)}: management must be the management plugin's http://host:15672 URL.");
+                break;
             case "delay_granularity_ms":
                 options.DelayGranularity = TimeSpan.FromMilliseconds(Double(value, key, url));
                 break;
             default:
-                throw new FormatException($"{url}: unknown parameter '{key}' (known: exchange, exchange_type, binding_key, max_priority, quorum, dead_letter_queue, publish_channels, confirm_timeout, delay_granularity_ms, ca).");
+                throw new FormatException($"{url}: unknown parameter '{key}' (known: exchange, exchange_type, binding_key, max_priority, quorum, dead_letter_queue, publish_channels, confirm_timeout, delay_granularity_ms, management, ca).");
         }
     }
 

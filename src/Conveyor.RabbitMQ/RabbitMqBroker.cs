@@ -880,6 +880,8 @@ public sealed class RabbitMqBroker : IBroker
 
         public System.Threading.Channels.ChannelReader<IBrokerDelivery> Deliveries => inner.Deliveries;
 
+        public ValueTask<bool> StopReceivingAsync(CancellationToken cancellationToken = default) => inner.StopReceivingAsync(cancellationToken);
+
         public async ValueTask DisposeAsync()
         {
             broker.Forget(inner);

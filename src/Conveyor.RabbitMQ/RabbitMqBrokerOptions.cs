@@ -120,6 +120,15 @@ public sealed class RabbitMqBrokerOptions
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan Heartbeat { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The management plugin's HTTP API (<c>http://host:15672/</c>), from which <c>conveyor tasks</c> and the management
+    /// API list a queue's pending messages and its delay queues' scheduled ones (AMQP cannot list messages). It logs in
+    /// as the user of this URL when it names one, else as the AMQP URL's user; passwords are never shown. URL form:
+    /// <c>?management=http://127.0.0.1:15672</c> on the AMQP URL.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/>: no listings of messages (revoke, pause and workers still work).</value>
+    public Uri? ManagementUrl { get; set; }
+
     /// <summary>The connection name shown by RabbitMQ (<c>rabbitmqctl list_connections client_properties</c>).</summary>
     /// <value>The default value is <c>conveyor-&lt;process id&gt;</c>.</value>
     public string ClientName { get; set; } = "conveyor-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -147,6 +156,11 @@ public sealed class RabbitMqBrokerOptions
         if (CaCertificatesPath is not null && !EffectiveUrls.Any(url => url.Scheme == "amqps"))
         {
             throw new ArgumentException("CaCertificatesPath applies to TLS only: use amqps:// URLs.", nameof(CaCertificatesPath));
+        }
+
+        if (ManagementUrl is { } management && (!management.IsAbsoluteUri || management.Scheme is not ("http" or "https")))
+        {
+            throw new ArgumentException($"ManagementUrl must be the management plugin's http:// or https:// URL, not '{ConveyorUrls.Redact(management.OriginalString)}'.", nameof(ManagementUrl));
         }
 
         if (MaxPriority is { } priority && (priority < 1 || priority > 255))

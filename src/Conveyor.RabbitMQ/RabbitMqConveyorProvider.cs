@@ -22,6 +22,7 @@ internal sealed class RabbitMqConveyorProvider(IEnumerable<IConfigureOptions<Rab
         "amqp://user:password@host:5672/[vhost][?exchange=machinery_exchange&max_priority=10&quorum=true] (broker only)",
         "amqp://host1:5672/,amqp://host2:5672/ (failover)",
         "amqps://…[?ca=/path/ca.pem] (TLS; ca: a private CA)",
+        "amqp://…?management=http://127.0.0.1:15672 (the management plugin's HTTP API: listings of pending and scheduled tasks)",
     ];
 
     // A throwaway connection proves the broker, credentials and vhost: the host's broker is created after this and
@@ -63,6 +64,36 @@ internal sealed class RabbitMqConveyorProvider(IEnumerable<IConfigureOptions<Rab
 
     public IDistributedLock CreateLock(string url, IServiceProvider services) =>
         throw new NotSupportedException("RabbitMQ has no lock; the scheduler uses the result backend's.");
+
+    // A RabbitMQ broker keeps no store: the result backend's keeps the control state, and the management plugin's
+    // HTTP API, when configured, lists what the queues hold.
+    public IManagementStore ExtendManagementStore(string brokerUrl, IManagementStore backendStore, IServiceProvider services)
+    {
+        var options = Options(brokerUrl);
+        if (options.ManagementUrl is not { } management)
+        {
+            return backendStore;
+        }
+
+        var amqp = options.EffectiveUrls[0];
+        var (user, password) = Credentials(management) ?? Credentials(amqp) ?? ("guest", "guest");
+        var path = Uri.UnescapeDataString(amqp.AbsolutePath.TrimStart('/'));
+        var api = new RabbitMqHttpApi(management, user, password, path.Length == 0 ? "/" : path);
+        return new RabbitMqManagementStore(backendStore, api, options.Exchange, options.EffectiveDeadLetterQueue);
+    }
+
+    private static (string User, string Password)? Credentials(Uri url)
+    {
+        if (string.IsNullOrEmpty(url.UserInfo))
+        {
+            return null;
+        }
+
+        var colon = url.UserInfo.IndexOf(':', StringComparison.Ordinal);
+        return colon < 0
+            ? (Uri.UnescapeDataString(url.UserInfo), string.Empty)
+            : (Uri.UnescapeDataString(url.UserInfo[..colon]), Uri.UnescapeDataString(url.UserInfo[(colon + 1)..]));
+    }
 
     private RabbitMqBrokerOptions Options(string url)
     {

@@ -334,6 +334,13 @@ public sealed class SqliteBroker : IBroker
 
         public ChannelReader<IBrokerDelivery> Deliveries => _window.Reader;
 
+        // A paused queue: the fetch loop stops; the worker hands back what is buffered (see IMessageConsumer).
+        public ValueTask<bool> StopReceivingAsync(CancellationToken cancellationToken = default)
+        {
+            _window.StopFetching();
+            return ValueTask.FromResult(true);
+        }
+
         private SqliteStore Store => _broker._store;
 
         public SqliteStore StoreOf => _broker._store;

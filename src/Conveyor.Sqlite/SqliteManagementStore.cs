@@ -107,6 +107,14 @@ public sealed class SqliteManagementStore : IManagementStore, IAsyncDisposable
 
     private const string DeleteWorker = "DELETE FROM workers WHERE name = $name OR expires_at <= $now;";
 
+    // Expired progress reports and unique keys are only filtered on read; a worker's heartbeat sweeps them now and then.
+    private const string SweepProgress = "DELETE FROM progress WHERE expires_at <= $now;";
+
+    private const string SweepUniqueKeys = "DELETE FROM unique_keys WHERE expires_at <= $now;";
+
+    /// <summary>How often a heartbeat also sweeps expired progress reports and unique keys.</summary>
+    internal static readonly TimeSpan SweepInterval = TimeSpan.FromMinutes(1);
+
     private const string ReadWorkers = "SELECT body FROM workers WHERE expires_at > $now ORDER BY name;";
 
     private const string UpsertProgress = """
@@ -124,6 +132,7 @@ public sealed class SqliteManagementStore : IManagementStore, IAsyncDisposable
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _schemaReady;
     private int _disposed;
+    private long _nextSweepMs;
 
     /// <summary>Creates the store. Does no I/O: its tables are created on first use.</summary>
     /// <param name="options">The settings; <see cref="SqliteConveyorOptions.DatabasePath"/> is required, <see cref="SqliteConveyorOptions.ResultTtl"/> is the retention.</param>
@@ -392,8 +401,19 @@ public sealed class SqliteManagementStore : IManagementStore, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(worker);
         await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
-        await _store.WriteAsync((worker.Name, Body: ManagementJson.Serialize(worker), Expires: NowMs + (long)ttl.TotalMilliseconds), static (context, s) =>
-            context.Command(UpsertWorker).With("$name", s.Name).With("$expires_at", s.Expires).With("$body", s.Body).ExecuteNonQuery(), cancellationToken).ConfigureAwait(false);
+        var now = NowMs;
+        var next = Interlocked.Read(ref _nextSweepMs);
+        var sweep = now >= next && Interlocked.CompareExchange(ref _nextSweepMs, now + (long)SweepInterval.TotalMilliseconds, next) == next;
+        await _store.WriteAsync((worker.Name, Body: ManagementJson.Serialize(worker), Expires: now + (long)ttl.TotalMilliseconds, Now: now, Sweep: sweep), static (context, s) =>
+        {
+            if (s.Sweep)
+            {
+                context.Command(SweepProgress).With("$now", s.Now).ExecuteNonQuery();
+                context.Command(SweepUniqueKeys).With("$now", s.Now).ExecuteNonQuery();
+            }
+
+            return context.Command(UpsertWorker).With("$name", s.Name).With("$expires_at", s.Expires).With("$body", s.Body).ExecuteNonQuery();
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>

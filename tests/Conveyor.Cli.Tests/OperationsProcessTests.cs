@@ -29,6 +29,17 @@ public abstract class OperationsProcessTests : IDisposable
     /// <summary>The broker and backend URL of one test.</summary>
     protected abstract string Url { get; }
 
+    /// <summary>The broker's URL; <see cref="Url"/> unless the backend is another engine.</summary>
+    protected virtual string BrokerUrl => Url;
+
+    /// <summary>The result backend's URL; <see cref="Url"/> unless the broker is another engine.</summary>
+    protected virtual string BackendUrl => Url;
+
+    /// <summary>The default queue of every command (a queue of its own where the broker is shared, as RabbitMQ's queues are by name).</summary>
+    protected virtual string Queue => "machinery_tasks";
+
+    private Dictionary<string, string> QueueEnvironment => new() { ["CONVEYOR_DEFAULT_QUEUE"] = Queue };
+
     public void Dispose()
     {
         System.IO.Directory.Delete(Directory, recursive: true);
@@ -91,8 +102,8 @@ public abstract class OperationsProcessTests : IDisposable
         await second.WaitForOutputAsync("conveyor worker", Generous);
 
         // 1,000 tasks published over 10 s; the queue is paused while they come in.
-        using var bench = CliProcess.Start(Directory, "bench", "--warmup", "0", "-n", "1000", "--rate", "100", "--no-worker", "--json", "--timeout", "110", "--broker", url, "--backend", url);
-        await EventuallyAsync(async () => (await RunOkAsync(url, "queues", "--json")).Contains("machinery_tasks", StringComparison.Ordinal), "the benchmark publishes");
+        using var bench = CliProcess.Start(Directory, QueueEnvironment, "bench", "--warmup", "0", "-n", "1000", "--rate", "100", "--no-worker", "--json", "--timeout", "110", "--broker", BrokerUrl, "--backend", BackendUrl);
+        await EventuallyAsync(async () => JsonDocument.Parse(await RunOkAsync(url, "tasks", "--state", "succeeded", "--limit", "1", "--json")).RootElement.GetProperty("tasks").GetArrayLength() > 0, "the benchmark's tasks run");
         await Task.Delay(TimeSpan.FromSeconds(1));
         await RunOkAsync(url, "pause");
         await Task.Delay(TimeSpan.FromSeconds(1));
@@ -206,11 +217,24 @@ public abstract class OperationsProcessTests : IDisposable
         Assert.Empty(json.RootElement.GetProperty("tasks").EnumerateArray());
     }
 
-    private CliProcess StartWorker(string url, string name, int concurrency, IReadOnlyDictionary<string, string>? environment = null) =>
-        CliProcess.Start(Directory, environment, "worker", "--broker", url, "--backend", url, "--name", name, "--concurrency", concurrency.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    // The url parameter names the test's engines; the broker and backend URLs come from the properties.
+    private CliProcess StartWorker(string url, string name, int concurrency, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        _ = url;
+        var merged = new Dictionary<string, string>(QueueEnvironment);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            merged[key] = value;
+        }
 
-    private Task<(int ExitCode, string Output, string Error)> RunAsync(string url, params string[] args) =>
-        CliProcess.RunAsync(Directory, Generous, [.. args, "--broker", url, "--backend", url]);
+        return CliProcess.Start(Directory, merged, "worker", "--broker", BrokerUrl, "--backend", BackendUrl, "--name", name, "--concurrency", concurrency.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    private Task<(int ExitCode, string Output, string Error)> RunAsync(string url, params string[] args)
+    {
+        _ = url;
+        return CliProcess.RunAsync(Directory, QueueEnvironment, Generous, [.. args, "--broker", BrokerUrl, "--backend", BackendUrl]);
+    }
 
     private async Task<string> RunOkAsync(string url, params string[] args)
     {
@@ -245,16 +269,14 @@ public abstract class OperationsProcessTests : IDisposable
         return [.. json.RootElement.GetProperty("tasks").EnumerateArray().Select(t => t.GetProperty("task_id").GetString()!)];
     }
 
-    private static int Pending(string queuesJson) => Count(queuesJson, "pending");
+    private int Pending(string queuesJson) => Count(queuesJson, "pending");
 
-    private static int InFlight(string queuesJson) => Count(queuesJson, "in_flight");
+    private int InFlight(string queuesJson) => Count(queuesJson, "in_flight");
 
-    private static int Delayed(string queuesJson) => Count(queuesJson, "delayed");
-
-    private static int Count(string queuesJson, string field)
+    private int Count(string queuesJson, string field)
     {
         using var json = JsonDocument.Parse(queuesJson);
-        return json.RootElement.EnumerateArray().Where(q => q.GetProperty("queue").GetString() == "machinery_tasks").Sum(q => q.GetProperty(field).GetInt32());
+        return json.RootElement.EnumerateArray().Where(q => q.GetProperty("queue").GetString() == Queue).Sum(q => q.GetProperty(field).GetInt32());
     }
 
     private static async Task EventuallyAsync(Func<Task<bool>> condition, string what)
@@ -280,4 +302,21 @@ public sealed class RedisOperationsProcessTests(ITestOutputHelper output) : Oper
     private readonly string _url = $"{TestServers.RedisUrl}?key_prefix=ops-{Guid.NewGuid():N}:&result_ttl=600";
 
     protected override string Url => _url;
+}
+
+/// <summary>
+/// A RabbitMQ broker (<c>CONVEYOR_TEST_AMQP</c>, its management plugin's HTTP API in <c>CONVEYOR_TEST_RABBITMQ_HTTP</c>
+/// for the listings) with the Redis backend, which keeps the control state: an exchange and a queue per test.
+/// </summary>
+public sealed class RabbitMqRedisOperationsProcessTests(ITestOutputHelper output) : OperationsProcessTests(output)
+{
+    private readonly string _id = Guid.NewGuid().ToString("N")[..12];
+
+    protected override string Url => BackendUrl;
+
+    protected override string BrokerUrl => $"{TestServers.AmqpUrl}?exchange=ops_{_id}&management={Uri.EscapeDataString(TestServers.RabbitMqHttpUrl)}";
+
+    protected override string BackendUrl => $"{TestServers.RedisUrl}?key_prefix=ops-{_id}:&result_ttl=600";
+
+    protected override string Queue => "ops_" + _id;
 }

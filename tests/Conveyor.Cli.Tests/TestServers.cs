@@ -10,6 +10,9 @@ internal static class TestServers
 
     public static string AmqpUrl => Require("CONVEYOR_TEST_AMQP", "amqp://guest:guest@127.0.0.1:PORT/");
 
+    /// <summary>The same RabbitMQ node's management plugin (its HTTP API), which <c>scripts/test.sh</c> enables.</summary>
+    public static string RabbitMqHttpUrl => Require("CONVEYOR_TEST_RABBITMQ_HTTP", "http://127.0.0.1:15672");
+
     /// <summary>Redis over TLS as an ACL user limited to keys and channels under <c>conveyor-tls:</c> (a rediss:// URL with <c>?ca=</c>).</summary>
     public static string RedisTlsUrl => Require("CONVEYOR_TEST_REDIS_TLS", "rediss://user:password@127.0.0.1:PORT?ca=/path/ca.pem");
 

@@ -122,6 +122,73 @@ public abstract class WorkerControlConformanceTests<TFactory> : IClassFixture<TF
     }
 
     [Fact]
+    public async Task Revoke_HandlerReturnsAfterItsWorkerLearnedOfIt_EndsRevokedNotSucceeded()
+    {
+        await using var m = await CreateAsync();
+        var api = m.Api;
+        // Synchronous: it revokes itself, waits until its worker has learned of it (its token is canceled), and then
+        // returns a result anyway: the SUCCESS must not land over the revoked FAILURE the revoke wrote.
+        m.T.Registry.Register("finisher", long (TaskContext context) =>
+        {
+            api.RevokeAsync([context.TaskId]).AsTask().GetAwaiter().GetResult();
+            SpinWait.SpinUntil(() => context.CancellationToken.IsCancellationRequested, Wait);
+            return 42L;
+        });
+        m.T.Registry.Register("add", (long a, long b) => a + b);
+        var worker = await m.StartWorkerAsync(o => o.Concurrency = 1);
+        var task = await m.T.Client.SendAsync(new Signature("finisher"));
+        // One slot: the next task runs once the revoked one is settled.
+        var next = await m.T.Client.SendAsync(new Signature("add", TaskArgument.Int64(1), TaskArgument.Int64(2)));
+        await next.WaitAsync(Wait);
+        await ConveyorTestContext.EventuallyAsync(() => Task.FromResult(worker.InFlight == 0), "the worker is idle");
+
+        var final = await task.GetStateAsync();
+        Assert.Equal(TaskState.Failure, final!.State);
+        Assert.True(final.IsRevoked(), final.Error);
+    }
+
+    [Fact]
+    public async Task Pause_WhileALongTaskRuns_ItsWorkerHandsBackWhatItFetchedAtOnce()
+    {
+        await using var m = await CreateAsync();
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        m.T.Registry.Register("hold", async () =>
+        {
+            entered.TrySetResult();
+            await gate.Task;
+        });
+        m.T.Registry.Register("note", () => { });
+        var first = await m.StartWorkerAsync(o => { o.Concurrency = 1; o.Prefetch = 8; });
+        var held = await m.T.Client.SendAsync(new Signature("hold"));
+        await entered.Task.WaitAsync(Wait);
+        var notes = new List<AsyncResult>();
+        for (var i = 0; i < 5; i++)
+        {
+            notes.Add(await m.T.Client.SendAsync(new Signature("note")));
+        }
+
+        // The first worker fetches the notes behind its one running task; the pause must send them back now, not
+        // when the held task ends.
+        await Task.Delay(TimeSpan.FromMilliseconds(300));
+        await m.Api.PauseQueueAsync(m.T.Queue);
+        await ConveyorTestContext.EventuallyAsync(
+            async () => (await m.Api.ListWorkersAsync()).Any(w => w.Name == first.Name && w.Paused),
+            "the first worker reports the pause");
+        await m.StartWorkerAsync();
+        await m.Api.ResumeQueueAsync(m.T.Queue);
+        foreach (var note in notes)
+        {
+            await note.WaitAsync(Wait);
+        }
+
+        // The first worker is still busy with the held task (concurrency 1): the second one ran them all.
+        Assert.False((await held.GetStateAsync())!.IsCompleted, "the held task ended: the test proves nothing");
+        gate.SetResult();
+        await held.WaitAsync(Wait);
+    }
+
+    [Fact]
     public async Task ListWorkers_TwoRunning_ListsBothWithQueueAndConcurrencyThenForgetsAStoppedOne()
     {
         await using var m = await CreateAsync();

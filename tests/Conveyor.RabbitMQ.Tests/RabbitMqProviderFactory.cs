@@ -96,7 +96,7 @@ public class RabbitMqProviderFactory : IConveyorProviderFactory
 }
 
 /// <summary>The RabbitMQ broker with the Redis result backend (the seed's own example: amqp:// broker, redis:// backend).</summary>
-public sealed class RabbitMqRedisProviderFactory : RabbitMqProviderFactory
+public class RabbitMqRedisProviderFactory : RabbitMqProviderFactory
 {
     private readonly Lazy<Task<ConnectionMultiplexer>> _multiplexer = new(() => RedisTestServer.ConnectAsync());
 
@@ -141,6 +141,7 @@ public sealed class RabbitMqRedisProviderFactory : RabbitMqProviderFactory
         }
 
         await base.DisposeAsync();
+        GC.SuppressFinalize(this);
     }
 }
 

@@ -20,6 +20,16 @@ internal static class TestServers
 
     public const string AmqpTlsVariable = "CONVEYOR_TEST_AMQP_TLS";
 
+    public const string HttpVariable = "CONVEYOR_TEST_RABBITMQ_HTTP";
+
+    /// <summary>The same node's management plugin (its HTTP API, <c>http://127.0.0.1:PORT</c>), which <c>scripts/test.sh</c> enables.</summary>
+    public static string HttpUrl =>
+        Environment.GetEnvironmentVariable(HttpVariable) is { Length: > 0 } url
+            ? url
+            : throw new InvalidOperationException(
+                $"{HttpVariable} is not set: these tests need the rabbitmq_management plugin's HTTP API. Run them through `bash scripts/test.sh` (it enables the plugin on a loopback port), " +
+                $"or enable it yourself (rabbitmq-plugins enable rabbitmq_management) and set {HttpVariable}=http://127.0.0.1:15672.");
+
     /// <summary>
     /// The same node's TLS listener: <c>CONVEYOR_TEST_AMQP_TLS</c>, an <c>amqps://user:password@host:port/vhost?ca=/path/ca.pem</c>
     /// URL whose user is allowed on that one vhost only (<c>scripts/test.sh</c> makes the CA, the vhost and the user).

@@ -27,6 +27,7 @@ internal sealed class RabbitMqConsumer : AsyncDefaultBasicConsumer, IMessageCons
     private int _epoch;
     private long _unsettled;
     private int _stopped;
+    private int _receivingStopped;
 
     // Acknowledgements are coalesced (see AcknowledgeAsync): under _ackGate.
     private readonly Lock _ackGate = new();
@@ -88,7 +89,7 @@ internal sealed class RabbitMqConsumer : AsyncDefaultBasicConsumer, IMessageCons
     protected override Task OnCancelAsync(string[] consumerTags, CancellationToken cancellationToken = default)
     {
         // The server cancelled us (queue deleted, or a quorum queue's leader went away): the worker re-subscribes.
-        if (Volatile.Read(ref _stopped) == 0)
+        if (Volatile.Read(ref _stopped) == 0 && Volatile.Read(ref _receivingStopped) == 0)
         {
             Log.ConsumerCancelled(_logger, Queue);
             _deliveries.Writer.TryComplete(new InvalidOperationException($"RabbitMQ cancelled the consumer of queue {Queue}."));
@@ -129,6 +130,35 @@ internal sealed class RabbitMqConsumer : AsyncDefaultBasicConsumer, IMessageCons
             Log.ConsumerChannelClosed(_logger, Queue, reason.ReplyText);
             _deliveries.Writer.TryComplete(new InvalidOperationException($"The channel of the consumer of queue {Queue} closed: {reason.ReplyCode} {reason.ReplyText}"));
         }
+    }
+
+    /// <summary>
+    /// A paused queue: <c>basic.cancel</c>, so RabbitMQ delivers nothing more on this channel, which stays open for the
+    /// settlements of what was delivered; after the cancel-ok no delivery can arrive, so the buffer is completed and
+    /// the worker hands back (nacks with requeue) the unstarted deliveries in it.
+    /// </summary>
+    public async ValueTask<bool> StopReceivingAsync(CancellationToken cancellationToken = default)
+    {
+        if (Volatile.Read(ref _stopped) != 0 || Interlocked.Exchange(ref _receivingStopped, 1) != 0)
+        {
+            return true;
+        }
+
+        if (Tag is { } tag && Channel.IsOpen)
+        {
+            try
+            {
+                await Channel.BasicCancelAsync(tag, noWait: false, cancellationToken).ConfigureAwait(false);
+                Tag = null; // the dispose has nothing more to cancel
+            }
+            catch (Exception ex) when (ex is AlreadyClosedException or OperationInterruptedException or ObjectDisposedException)
+            {
+                // The channel is gone: RabbitMQ requeued its deliveries already.
+            }
+        }
+
+        _deliveries.Writer.TryComplete();
+        return true;
     }
 
     /// <summary>Stops as a killed process would: no cancel, no nack; closing the channel makes RabbitMQ requeue.</summary>

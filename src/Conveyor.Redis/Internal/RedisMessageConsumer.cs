@@ -62,6 +62,13 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
 
     public ChannelReader<IBrokerDelivery> Deliveries => _window.Reader;
 
+    // A paused queue: the fetch loop stops; the worker hands back what is buffered (see IMessageConsumer).
+    public ValueTask<bool> StopReceivingAsync(CancellationToken cancellationToken = default)
+    {
+        _window.StopFetching();
+        return ValueTask.FromResult(true);
+    }
+
     /// <summary>This consumer's in-flight list, which a result backend on the same connection settles in its own script.</summary>
     internal RedisKey InFlightKey => _inFlight;
 

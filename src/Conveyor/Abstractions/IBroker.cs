@@ -123,6 +123,16 @@ public interface IMessageConsumer : IAsyncDisposable
 {
     /// <summary>Deliveries, in the order the broker gives them. Completes when the consumer stops.</summary>
     System.Threading.Channels.ChannelReader<IBrokerDelivery> Deliveries { get; }
+
+    /// <summary>
+    /// Stops taking messages from the broker while the deliveries already taken can still be settled (a paused
+    /// queue: the worker then hands back the buffered, unstarted ones and lets the running ones finish).
+    /// <see cref="Deliveries"/> completes once the buffered ones are read. The default cannot, and returns
+    /// <see langword="false"/>: the buffered deliveries then wait until the consumer is disposed.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>Whether no more messages will be taken.</returns>
+    ValueTask<bool> StopReceivingAsync(CancellationToken cancellationToken = default) => ValueTask.FromResult(false);
 }
 
 /// <summary>One delivery of a message to a consumer. Settle it exactly once.</summary>

@@ -23,6 +23,7 @@ public sealed class PrefetchWindow<T>
     private TaskCompletionSource _freed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _held;
     private int _nudged;
+    private int _fetchingStopped;
 
     /// <summary>Creates a window.</summary>
     /// <param name="prefetch">Deliveries held at most, fetched but not settled.</param>
@@ -77,6 +78,11 @@ public sealed class PrefetchWindow<T>
                 return 0;
             }
 
+            if (Volatile.Read(ref _fetchingStopped) != 0)
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
+            }
+
             var free = Prefetch - Volatile.Read(ref _held);
             if (free > 0 && (free >= _refillBatch || _buffer.Reader.Count == 0))
             {
@@ -119,4 +125,16 @@ public sealed class PrefetchWindow<T>
 
     /// <summary>No more deliveries: the runners finish what is buffered and then see the end.</summary>
     public void Complete() => _buffer.Writer.TryComplete();
+
+    /// <summary>
+    /// No more fetches (a paused queue): <see cref="WaitForRoomAsync"/> waits until canceled from now on, and
+    /// <see cref="TryAdd"/> refuses, as after <see cref="Complete"/>; the buffered deliveries stay readable, and their
+    /// settlements release credits as before.
+    /// </summary>
+    public void StopFetching()
+    {
+        Volatile.Write(ref _fetchingStopped, 1);
+        _buffer.Writer.TryComplete();
+        Volatile.Read(ref _freed).TrySetResult();
+    }
 }

@@ -87,4 +87,16 @@ public interface IConveyorProvider
     /// <param name="services">The application's services.</param>
     /// <returns>The store, or <see langword="null"/>.</returns>
     IManagementStore? CreateManagementStore(string url, bool ownsBroker, IServiceProvider services) => null;
+
+    /// <summary>
+    /// For a broker that keeps no management store of its own (<see cref="CreateManagementStore"/> gave
+    /// <see langword="null"/>): wraps the result backend's store to add what the broker can list itself (RabbitMQ:
+    /// its pending and scheduled messages, through the management plugin's HTTP API when one is configured). The
+    /// default returns <paramref name="backendStore"/> as it is.
+    /// </summary>
+    /// <param name="brokerUrl">The broker's URL.</param>
+    /// <param name="backendStore">The result backend's store: the control state, workers, progress, finished states.</param>
+    /// <param name="services">The application's services.</param>
+    /// <returns>The store to use.</returns>
+    IManagementStore ExtendManagementStore(string brokerUrl, IManagementStore backendStore, IServiceProvider services) => backendStore;
 }

@@ -111,6 +111,12 @@ internal static partial class Log
     [LoggerMessage(1355, LogLevel.Debug, "Storing the progress of task {TaskId} failed; the task goes on")]
     public static partial void ProgressFailed(ILogger logger, Exception exception, string taskId);
 
+    [LoggerMessage(1357, LogLevel.Information, "Worker {WorkerName}: paused; handed {Count} fetched, unstarted message(s) back to the broker")]
+    public static partial void PausedDeliveriesHandedBack(ILogger logger, string workerName, int count);
+
+    [LoggerMessage(1358, LogLevel.Warning, "Worker {WorkerName}: paused; handing its fetched, unstarted messages back failed (they go back when its running tasks finish)")]
+    public static partial void PausedHandBackFailed(ILogger logger, Exception exception, string workerName);
+
     [LoggerMessage(1356, LogLevel.Debug, "Task {TaskName} {TaskId} is rate-limited; published again to run in {Delay}")]
     public static partial void RateLimited(ILogger logger, string taskName, string taskId, TimeSpan delay);
 }

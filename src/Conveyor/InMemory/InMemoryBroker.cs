@@ -275,6 +275,7 @@ public sealed partial class InMemoryBroker : IBroker
         private readonly HashSet<Delivery> _unsettled = [];
         private readonly CancellationTokenSource _stop = new();
         private readonly Task _pump;
+        private bool _receivingStopped; // under the broker's gate
 
         public Consumer(InMemoryBroker broker, QueueState queue, int prefetch)
         {
@@ -285,6 +286,18 @@ public sealed partial class InMemoryBroker : IBroker
         }
 
         public ChannelReader<IBrokerDelivery> Deliveries => _window.Reader;
+
+        // A paused queue: the fetch loop stops; the worker hands back what is buffered (see IMessageConsumer).
+        public ValueTask<bool> StopReceivingAsync(CancellationToken cancellationToken = default)
+        {
+            lock (_broker._gate)
+            {
+                _receivingStopped = true;
+            }
+
+            _window.StopFetching();
+            return ValueTask.FromResult(true);
+        }
 
         public string Name { get; init; } = string.Empty;
 
@@ -317,7 +330,7 @@ public sealed partial class InMemoryBroker : IBroker
                         Task wait;
                         lock (_broker._gate)
                         {
-                            if (_queue.Ready.TryDequeue(out var message, out _))
+                            if (!_receivingStopped && _queue.Ready.TryDequeue(out var message, out _))
                             {
                                 message.DeliveryCount++;
                                 _queue.InFlight++;
@@ -327,7 +340,7 @@ public sealed partial class InMemoryBroker : IBroker
                                 break;
                             }
 
-                            wait = _queue.WhenAvailable;
+                            wait = _receivingStopped ? Task.Delay(Timeout.Infinite, token) : _queue.WhenAvailable;
                         }
 
                         await wait.WaitAsync(token).ConfigureAwait(false);

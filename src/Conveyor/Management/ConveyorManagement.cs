@@ -61,7 +61,7 @@ public sealed class ConveyorManagement
         switch (query.State)
         {
             case ManagedTaskState.Pending or ManagedTaskState.Scheduled or ManagedTaskState.Active:
-                RequireMessages();
+                RequireMessages(readOnly: true);
                 return await _store.ListMessagesAsync(query.Queue ?? DefaultQueue, query, cancellationToken).ConfigureAwait(false);
             case ManagedTaskState.DeadLettered:
                 return await ListDeadLettersAsync(query, cancellationToken).ConfigureAwait(false);
@@ -84,7 +84,7 @@ public sealed class ConveyorManagement
         ArgumentException.ThrowIfNullOrEmpty(taskId);
         var state = await _backend.GetStateAsync(taskId, cancellationToken).ConfigureAwait(false);
         IReadOnlyList<(TaskSummary Summary, ReadOnlyMemory<byte> Body)> messages = [];
-        if (_store.Capabilities.HasFlag(ManagementCapabilities.Messages))
+        if (CanReadMessages)
         {
             messages = await _store.FindMessagesAsync(taskId, cancellationToken).ConfigureAwait(false);
         }
@@ -161,7 +161,7 @@ public sealed class ConveyorManagement
             return found;
         }
 
-        ManagedTaskState[] states = _store.Capabilities.HasFlag(ManagementCapabilities.Messages)
+        ManagedTaskState[] states = CanReadMessages
             ? [ManagedTaskState.Active, ManagedTaskState.Pending, ManagedTaskState.Scheduled]
             : [];
         if (_store.Capabilities.HasFlag(ManagementCapabilities.States))
@@ -246,7 +246,7 @@ public sealed class ConveyorManagement
 
                 // A chord's callback travels inside each member's message: revoke it too, so that it never runs
                 // even when a member finished before the revocation.
-                if (_store.Capabilities.HasFlag(ManagementCapabilities.Messages))
+                if (CanReadMessages)
                 {
                     foreach (var member in group.TaskIds)
                     {
@@ -399,11 +399,20 @@ public sealed class ConveyorManagement
         return new TaskPage(tasks, index < letters.Count ? index.ToString(CultureInfo.InvariantCulture) : null);
     }
 
-    private void RequireMessages()
+    private bool CanReadMessages => (_store.Capabilities & (ManagementCapabilities.Messages | ManagementCapabilities.ReadMessages)) != 0;
+
+    private void RequireMessages(bool readOnly = false)
     {
+        if (readOnly && CanReadMessages)
+        {
+            return;
+        }
+
         if (!_store.Capabilities.HasFlag(ManagementCapabilities.Messages))
         {
-            throw new NotSupportedException("This broker cannot list or change its messages through Conveyor (a RabbitMQ broker: see its management UI); revoke and pause still work.");
+            throw new NotSupportedException(_store.Capabilities.HasFlag(ManagementCapabilities.ReadMessages)
+                ? "This broker's messages can be listed but not deleted or moved through Conveyor (RabbitMQ: AMQP takes messages from the head of a queue only); revoke the task instead, its workers then drop it."
+                : "This broker cannot list or change its messages through Conveyor (a RabbitMQ broker: give its management plugin's URL, ?management=http://host:15672 on the AMQP URL); revoke and pause still work.");
         }
     }
 }

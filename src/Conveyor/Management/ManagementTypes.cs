@@ -250,6 +250,12 @@ public enum ManagementCapabilities
 
     /// <summary>Lists the result backend's finished states.</summary>
     States = 2,
+
+    /// <summary>
+    /// Lists and finds the broker's pending and scheduled messages without being able to delete or move them (a
+    /// RabbitMQ broker through its management plugin's HTTP API, which peeks at the head of each queue).
+    /// </summary>
+    ReadMessages = 4,
 }
 
 /// <summary>The stored forms of the management records, shared by every provider (JSON, no type names).</summary>

@@ -11,6 +11,13 @@ namespace Conveyor;
 /// one — and waits for its turn. A turn further than <see cref="WorkerOptions.RateLimitMaxWait"/> sends the task back
 /// with an ETA. Tasks without a limit pay one dictionary lookup.
 /// </summary>
+/// <remarks>
+/// The per-worker buckets run on real time, not on the injected <see cref="TimeProvider"/>: .NET 10's
+/// <see cref="TokenBucketRateLimiter"/> measures the time since its last replenishment with the system's stopwatch
+/// even when replenished by hand (<c>AutoReplenishment = false</c>: a <c>TryReplenish</c> after 500 ms of fake time
+/// and 200 ms of real time adds 0.4 of a token), so a fake clock cannot drive it. Global limits use the store's
+/// clock (Redis <c>TIME</c>, SQLite's caller) and sleep on the injected one.
+/// </remarks>
 internal sealed class WorkerRateLimits : IDisposable
 {
     private readonly Dictionary<string, TaskRateLimit> _limits;

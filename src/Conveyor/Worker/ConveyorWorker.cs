@@ -139,14 +139,17 @@ public sealed class ConveyorWorker : BackgroundService
                     loops[i] = RunLoopAsync(consumer.Deliveries, runner, loopToken);
                 }
 
+                var allLoops = Task.WhenAll(loops);
+                var handBack = control is null ? Task.CompletedTask : PausedIntake.HandBackWhenPausedAsync(consumer, allLoops, _logger, Name, loopToken, stoppingToken);
                 try
                 {
-                    await Task.WhenAll(loops).ConfigureAwait(false);
+                    await allLoops.ConfigureAwait(false);
                 }
                 finally
                 {
                     // The finished tasks' states and acknowledgements, before the consumer hands back the rest.
                     await CompleteSettlerAsync(settler).ConfigureAwait(false);
+                    await handBack.ConfigureAwait(false);
                 }
 
                 if (!stoppingToken.IsCancellationRequested && !loopToken.IsCancellationRequested)

@@ -241,9 +241,11 @@ internal sealed class TaskRunner
             return;
         }
 
-        if (error is not null && running is { WasRevoked: true })
+        if (error is not null ? running is { WasRevoked: true } : Control?.IsRevoked(signature.Id) == true)
         {
-            // Revoked while it ran: its token was canceled; a handler that ignored it was abandoned (WaitAsync).
+            // Revoked while it ran: its token was canceled; a handler that ignored it was abandoned (WaitAsync). One
+            // that finished anyway after this worker learned of the revocation ends revoked too, so its SUCCESS never
+            // lands over the revoked FAILURE the revoke wrote (an in-process lookup, no round trip).
             await FailRevokedAsync(delivery, signature, context, baseState, attempt, activity).ConfigureAwait(false);
             return;
         }
