@@ -213,7 +213,7 @@ public sealed class RedisBroker : IBroker
         var db = Database;
         var removed = (long)await db.ScriptEvaluateAsync(
             RedisScripts.Purge,
-            [Keys.Queue(queue), Keys.PriorityLevels(queue), Keys.PrivateDelayed(queue)],
+            [Keys.Queue(queue), Keys.PriorityLevels(queue), Keys.PrivateDelayed(queue), Keys.Deaths(queue)],
             [Keys.PriorityListPrefix(queue)]).ConfigureAwait(false);
 
         // machinery's delayed set is shared by every queue: remove this queue's members one by one (a member

@@ -588,6 +588,13 @@ public sealed class RedisResultBackend : IResultBackend
     }
 
     /// <inheritdoc/>
+    public async ValueTask<int?> CountRedeliveryAsync(string taskId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        return (int)(long)await Database.ScriptEvaluateAsync(RedisScripts.CountRedelivery, [_keys.Redeliveries(taskId)], [_ttlMilliseconds]).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
     public async ValueTask DeleteStateAsync(string taskId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(taskId);

@@ -44,6 +44,9 @@ internal sealed class RedisKeys(string prefix, string delayedTasksKey)
 
     public RedisKey Consumers(string queue) => QueueScope(queue) + "consumers";
 
+    /// <summary>Deaths per message of the queue (a hash: SHA-1 hex of the body → how many consumers died holding it).</summary>
+    public RedisKey Deaths(string queue) => QueueScope(queue) + "deaths";
+
     public RedisKey InFlight(string queue, string consumerId) => QueueScope(queue) + "inflight:" + consumerId;
 
     public RedisKey Heartbeat(string queue, string consumerId) => QueueScope(queue) + "alive:" + consumerId;
@@ -69,6 +72,9 @@ internal sealed class RedisKeys(string prefix, string delayedTasksKey)
 
     /// <summary>machinery's global redsync mutex around <c>TriggerChord</c> (the key is the mutex's name).</summary>
     public RedisKey ChordMutex { get; } = prefix + "TriggerChordMutex";
+
+    /// <summary>How often a task was redelivered by a broker that keeps no count (a string counter).</summary>
+    public RedisKey Redeliveries(string taskId) => Prefix + "conveyor:redeliveries:" + taskId;
 
     public string StateChannel(string taskId) => Prefix + "conveyor:state:" + taskId;
 

@@ -74,8 +74,11 @@ internal static class RedisScripts
     /// consumer's in-flight list, and returns them as (level, body) pairs. Refuses (returns -1) while the consumer's
     /// heartbeat is missing: a consumer that was declared dead heartbeats again before it takes more work, so no
     /// in-flight list ever fills without a live heartbeat and a registry entry. Levels are numbers. When nothing was found it sets the
-    /// idle flag (see <see cref="WakeFunction"/>).
-    /// KEYS: priority levels, queue, in-flight list, heartbeat, idle flag. ARGV: max, idle flag PX, priority list prefix.
+    /// idle flag (see <see cref="WakeFunction"/>). Returns (level, body, deaths) triples: deaths is how many
+    /// consumers died holding the message (see <see cref="Recover"/>), read only while the death counts are not
+    /// empty, so a fleet where nobody died pays one EXISTS per batch.
+    /// KEYS: priority levels, queue, in-flight list, heartbeat, idle flag, death counts. ARGV: max, idle flag PX,
+    /// priority list prefix.
     /// </summary>
     public const string Fetch = """
         if redis.call('EXISTS', KEYS[4]) == 0 then return -1 end
@@ -95,6 +98,7 @@ internal static class RedisScripts
             n = n + 1
             out[#out + 1] = tonumber(level)
             out[#out + 1] = v
+            out[#out + 1] = 0
           end
         end
         while n < max do
@@ -103,8 +107,15 @@ internal static class RedisScripts
           n = n + 1
           out[#out + 1] = 0
           out[#out + 1] = v
+          out[#out + 1] = 0
         end
-        if n == 0 then redis.call('SET', KEYS[5], '1', 'PX', ARGV[2]) end
+        if n == 0 then
+          redis.call('SET', KEYS[5], '1', 'PX', ARGV[2])
+        elseif redis.call('EXISTS', KEYS[6]) == 1 then
+          for i = 2, #out, 3 do
+            out[i + 1] = tonumber(redis.call('HGET', KEYS[6], redis.sha1hex(out[i])) or '0')
+          end
+        end
         return out
         """;
 
@@ -123,11 +134,12 @@ internal static class RedisScripts
 
     /// <summary>
     /// Removes the message from the in-flight list and stores it as a dead letter (a hash with the raw bytes) in
-    /// the same step. KEYS: in-flight list, dead-letter list, counts per queue, id sequence.
-    /// ARGV: body, queue, reason, time (Unix ms), entry key prefix.
+    /// the same step, forgetting its death count. KEYS: in-flight list, dead-letter list, counts per queue, id
+    /// sequence, death counts. ARGV: body, queue, reason, time (Unix ms), entry key prefix.
     /// </summary>
     public const string DeadLetter = """
         if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+        redis.call('HDEL', KEYS[5], redis.sha1hex(ARGV[1]))
         local id = redis.call('INCR', KEYS[4])
         redis.call('HSET', ARGV[5] .. id, 'queue', ARGV[2], 'reason', ARGV[3], 'at', ARGV[4], 'body', ARGV[1])
         redis.call('RPUSH', KEYS[2], id)
@@ -161,7 +173,9 @@ internal static class RedisScripts
     /// Returns every message of a consumer's in-flight list to the head of the queue, in delivery order, and drops
     /// the consumer from the registry: for a dead consumer (only if its heartbeat is gone, checked in the same step
     /// so a consumer that just renewed keeps its messages) or, with ARGV[3] = '1', for a consumer handing back its
-    /// own messages as it stops. KEYS: heartbeat, in-flight list, queue, registry. ARGV: consumer id, queue scope, force.
+    /// own messages as it stops. A dead consumer's messages each count one death in the queue's death counts (a
+    /// hash: SHA-1 of the body → deaths), the delivery counter of the poison-message check; a hand-back does not.
+    /// KEYS: heartbeat, in-flight list, queue, registry, death counts. ARGV: consumer id, queue scope, force.
     /// </summary>
     public const string Recover = WakeFunction + """
         if ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
@@ -169,6 +183,7 @@ internal static class RedisScripts
         while true do
           local v = redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT')
           if not v then break end
+          if ARGV[3] ~= '1' then redis.call('HINCRBY', KEYS[5], redis.sha1hex(v), 1) end
           n = n + 1
         end
         redis.call('SREM', KEYS[4], ARGV[1])
@@ -243,8 +258,8 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// Deletes a queue's ready lists and private delayed set. KEYS: queue, priority levels, private delayed set.
-    /// ARGV: priority list prefix. Returns how many messages went.
+    /// Deletes a queue's ready lists, private delayed set and death counts. KEYS: queue, priority levels, private
+    /// delayed set, death counts. ARGV: priority list prefix. Returns how many messages went.
     /// </summary>
     public const string Purge = """
         local n = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[3])
@@ -252,7 +267,7 @@ internal static class RedisScripts
           n = n + redis.call('LLEN', ARGV[1] .. level)
           redis.call('DEL', ARGV[1] .. level)
         end
-        redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+        redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
         return n
         """;
 
@@ -521,6 +536,16 @@ internal static class RedisScripts
           if n > 0 then redis.call('SET', KEYS[2], updated, 'KEEPTTL') end
         end
         return 1
+        """;
+
+    /// <summary>
+    /// One more redelivery of a task whose broker keeps no count (a RabbitMQ classic queue); the count lives as long
+    /// as a result. KEYS: the task's redelivery counter. ARGV: TTL (ms). Returns the count.
+    /// </summary>
+    public const string CountRedelivery = """
+        local n = redis.call('INCR', KEYS[1])
+        redis.call('PEXPIRE', KEYS[1], ARGV[1])
+        return n
         """;
 
     /// <summary>SET NX PX, and on success the next fencing token. KEYS: lock, fence counter. ARGV: owner, lease (ms).</summary>
