@@ -115,6 +115,17 @@ public sealed class RedisConveyorOptions
     [Range(0, 16)]
     public int WaitForReplicas { get; set; }
 
+    /// <summary>
+    /// Whether Redis is a Redis Cluster, whose scripts may only touch keys of one hash slot: then every key a script
+    /// touches is in its queue's slot (or its group's), and delayed messages wait in a set per queue instead of
+    /// machinery's one global <c>delayed_tasks</c> (the one layout difference from machinery, which has no cluster
+    /// support). <see langword="null"/> asks the connection: a server that runs in cluster mode
+    /// (StackExchange.Redis's <c>ServerType.Cluster</c>, from <c>CLUSTER NODES</c> at connect time) is one.
+    /// URL form: <c>?cluster=true</c>.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/> (detected from the server).</value>
+    public bool? Cluster { get; set; }
+
     /// <summary>How long a write waits for <see cref="WaitForReplicas"/> replicas before it fails (and is retried or redelivered). URL form: <c>?wait_timeout=1</c> (seconds).</summary>
     /// <value>The default value is 1 second.</value>
     [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00")]

@@ -29,7 +29,7 @@ public sealed class RedisDistributedLock : IDistributedLock
         _ = timeProvider;
         _ = loggerFactory;
         _multiplexer = multiplexer;
-        _keys = new RedisKeys(options.KeyPrefix, options.DelayedTasksKey);
+        _keys = RedisClusterMode.KeysFor(multiplexer, options);
     }
 
     /// <inheritdoc/>

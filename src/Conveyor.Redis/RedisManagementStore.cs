@@ -94,14 +94,14 @@ public sealed class RedisManagementStore : IManagementStore
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         _multiplexer = multiplexer;
-        _keys = new RedisKeys(options.KeyPrefix, options.DelayedTasksKey);
+        _keys = RedisClusterMode.KeysFor(multiplexer, options);
         _time = timeProvider ?? TimeProvider.System;
         _ownsBroker = ownsBroker;
         Retention = options.ResultTtl;
         var prefix = options.KeyPrefix;
-        _revoked = prefix + "conveyor:revoked";
-        _revokedExpiry = prefix + "conveyor:revoked_expiry";
-        _revokedSeq = prefix + "conveyor:revoked_seq";
+        _revoked = _keys.Revoked;
+        _revokedExpiry = _keys.RevokedExpiry;
+        _revokedSeq = _keys.RevokedSequence;
         _paused = prefix + "conveyor:paused";
         _workers = prefix + "conveyor:workers";
         _workersAlive = prefix + "conveyor:workers_alive";
@@ -242,8 +242,8 @@ public sealed class RedisManagementStore : IManagementStore
 
             await db.ScriptEvaluateAsync(
                 RedisScripts.Publish,
-                [_keys.Queue(queue), _keys.PriorityLevels(queue), _keys.Queues],
-                [body.ToArray(), _keys.QueueScope(queue), queue, "0"]).ConfigureAwait(false);
+                _keys.PublishKeys(_keys.Queue(queue), queue),
+                [body.ToArray(), queue, "0"]).ConfigureAwait(false);
             moved++;
         }
 
@@ -489,7 +489,7 @@ public sealed class RedisManagementStore : IManagementStore
                 sources.Add((_keys.Queue(queue), SourceKind.List, null));
                 break;
             case ManagedTaskState.Scheduled:
-                sources.Add((_keys.Delayed, SourceKind.SharedDelayed, null));
+                sources.Add((_keys.DelayedFor(queue), SourceKind.SharedDelayed, null));
                 sources.Add((_keys.PrivateDelayed(queue), SourceKind.Set, null));
                 break;
             case ManagedTaskState.Active:

@@ -31,7 +31,7 @@ namespace Conveyor.Redis;
 /// machinery's: <c>ChordTriggered</c> in the group meta, set under machinery's <c>TriggerChordMutex</c>.
 /// </para>
 /// </remarks>
-public sealed class RedisResultBackend : IResultBackend
+public sealed partial class RedisResultBackend : IResultBackend
 {
     private const int ChordMutexTries = 32;
     private static readonly TimeSpan SubscriptionLinger = TimeSpan.FromSeconds(5);
@@ -72,7 +72,7 @@ public sealed class RedisResultBackend : IResultBackend
         options.Validate();
         _multiplexer = multiplexer;
         _options = options;
-        _keys = new RedisKeys(options.KeyPrefix, options.DelayedTasksKey);
+        _keys = RedisClusterMode.KeysFor(multiplexer, options);
         _time = timeProvider ?? TimeProvider.System;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<RedisResultBackend>();
         _ttlSeconds = (long)Math.Ceiling(options.ResultTtl.TotalSeconds);
@@ -95,7 +95,7 @@ public sealed class RedisResultBackend : IResultBackend
         var ttl = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
         await Database.ScriptEvaluateAsync(
             RedisScripts.SetState,
-            [_keys.State(state.TaskId), _keys.Watched],
+            [_keys.State(state.TaskId), _keys.WatchedFor(state.TaskId)],
             [head, createdAt, tail, ttl, _options.UseKeyspaceNotifications ? string.Empty : _keys.StateChannel(state.TaskId), state.State.ToWireName()]).ConfigureAwait(false);
         await ReplicaAcknowledgement.WaitAsync(Database, _options).ConfigureAwait(false);
     }
@@ -112,6 +112,12 @@ public sealed class RedisResultBackend : IResultBackend
                 await SetStateAsync(states[0], cancellationToken).ConfigureAwait(false);
             }
 
+            return;
+        }
+
+        if (_keys.Cluster)
+        {
+            await SetEachAsync(states).ConfigureAwait(false);
             return;
         }
 
@@ -148,6 +154,12 @@ public sealed class RedisResultBackend : IResultBackend
         ArgumentNullException.ThrowIfNull(batch);
         if (batch.Count == 0)
         {
+            return;
+        }
+
+        if (_keys.Cluster)
+        {
+            await ClusterSettleAsync(batch).ConfigureAwait(false);
             return;
         }
 
@@ -303,6 +315,13 @@ public sealed class RedisResultBackend : IResultBackend
     {
         ArgumentNullException.ThrowIfNull(broker);
         ArgumentNullException.ThrowIfNull(batch);
+        if (_keys.Cluster)
+        {
+            // Each state and each message is in a slot of its own: the PENDING states first, then the messages.
+            await DefaultEnqueueAsync(broker, batch, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         if (broker is not RedisBroker redis || !redis.Uses(_multiplexer))
         {
             // Another broker (RabbitMQ, SQS): the PENDING states in one script, then the messages.
@@ -432,6 +451,11 @@ public sealed class RedisResultBackend : IResultBackend
             keys[i] = _keys.State(taskIds[i]);
         }
 
+        if (_keys.Cluster)
+        {
+            return await GetEachAsync(keys).ConfigureAwait(false);
+        }
+
         // One MGET, as machinery's GetGroupStates does.
         var values = await Database.StringGetAsync(keys).ConfigureAwait(false);
         var states = new TaskStateRecord?[values.Length];
@@ -467,7 +491,7 @@ public sealed class RedisResultBackend : IResultBackend
         var result = (RedisResult[])(await Database.ScriptEvaluateAsync(
             RedisScripts.CompleteGroupMember,
             [_keys.GroupMembers(groupId), _keys.GroupProgress(groupId), _keys.GroupTraces(groupId), _keys.GroupMeta(groupId), _keys.GroupMemberIds(groupId)],
-            [taskId, succeeded ? "1" : "0", _ttlMilliseconds, traceParent ?? string.Empty, _keys.Prefix]).ConfigureAwait(false))!;
+            [taskId, succeeded ? "1" : "0", _ttlMilliseconds, traceParent ?? string.Empty, _keys.Prefix, _keys.Cluster ? "1" : "0"]).ConfigureAwait(false))!;
         return new GroupCompletion((int)result[0], (int)result[1], (long)result[2] == 1, (long)result[3] == 1);
     }
 
@@ -485,7 +509,7 @@ public sealed class RedisResultBackend : IResultBackend
         {
             var outcome = (long)(await Database.ScriptEvaluateAsync(
                 RedisScripts.ClaimChord,
-                [_keys.ChordMutex, _keys.GroupMeta(groupId), _keys.GroupProgress(groupId)],
+                [_keys.ChordMutexFor(groupId), _keys.GroupMeta(groupId), _keys.GroupProgress(groupId)],
                 [claimantId, _ttlSeconds, _ttlMilliseconds]).ConfigureAwait(false));
             switch (outcome)
             {
@@ -693,8 +717,8 @@ public sealed class RedisResultBackend : IResultBackend
                 // that a dead process left behind are dropped an hour after their registration.
                 var db = Database;
                 var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-                var register = db.SortedSetAddAsync(_keys.Watched, (string)watch.Channel!, now);
-                _ = db.SortedSetRemoveRangeByScoreAsync(_keys.Watched, double.NegativeInfinity, now - WatchRegistrationLifetime.TotalMilliseconds, flags: CommandFlags.FireAndForget);
+                var register = db.SortedSetAddAsync(_keys.WatchedFor(watch.TaskId), (string)watch.Channel!, now);
+                _ = db.SortedSetRemoveRangeByScoreAsync(_keys.WatchedFor(watch.TaskId), double.NegativeInfinity, now - WatchRegistrationLifetime.TotalMilliseconds, flags: CommandFlags.FireAndForget);
                 await register.ConfigureAwait(false);
                 watch.RegisteredAt = _time.GetTimestamp();
             }
@@ -741,7 +765,7 @@ public sealed class RedisResultBackend : IResultBackend
             subscriber.Unsubscribe(watch.Channel, watch.Handler, CommandFlags.FireAndForget);
             if (!_options.UseKeyspaceNotifications)
             {
-                Database.SortedSetRemove(_keys.Watched, (string)watch.Channel!, CommandFlags.FireAndForget);
+                Database.SortedSetRemove(_keys.WatchedFor(watch.TaskId), (string)watch.Channel!, CommandFlags.FireAndForget);
             }
         }
 
@@ -761,7 +785,7 @@ public sealed class RedisResultBackend : IResultBackend
 
         foreach (var watch in renew)
         {
-            Database.SortedSetAdd(_keys.Watched, (string)watch.Channel!, _time.GetUtcNow().ToUnixTimeMilliseconds(), CommandFlags.FireAndForget);
+            Database.SortedSetAdd(_keys.WatchedFor(watch.TaskId), (string)watch.Channel!, _time.GetUtcNow().ToUnixTimeMilliseconds(), CommandFlags.FireAndForget);
         }
     }
 

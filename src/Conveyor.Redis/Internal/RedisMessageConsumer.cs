@@ -123,8 +123,8 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
             // Everything still in the in-flight list goes back to the head of the queue, ahead of newer messages.
             await Database.ScriptEvaluateAsync(
                 RedisScripts.Recover,
-                [_heartbeat, _inFlight, _queueKey, _keys.Consumers(Queue), _keys.Deaths(Queue)],
-                [Id, Scope, "1"]).ConfigureAwait(false);
+                [_heartbeat, _inFlight, _queueKey, _keys.Consumers(Queue), _keys.Deaths(Queue), _keys.Idle(Queue)],
+                [Id, "1"]).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
         {
@@ -271,8 +271,8 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
 
             await Database.ScriptEvaluateAsync(
                 RedisScripts.Release,
-                [_inFlight, _queueKey, _keys.PriorityLevels(Queue)],
-                [body, Scope, "0"]).ConfigureAwait(false);
+                [_inFlight, _queueKey, _keys.PriorityLevels(Queue), _keys.Idle(Queue)],
+                [body, "0"]).ConfigureAwait(false);
             orphans++;
         }
 
@@ -337,8 +337,8 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
 
             var moved = (long)await db.ScriptEvaluateAsync(
                 RedisScripts.Recover,
-                [_keys.Heartbeat(Queue, other), _keys.InFlight(Queue, other), _queueKey, _keys.Consumers(Queue), _keys.Deaths(Queue)],
-                [other, Scope, "0"]).ConfigureAwait(false);
+                [_keys.Heartbeat(Queue, other), _keys.InFlight(Queue, other), _queueKey, _keys.Consumers(Queue), _keys.Deaths(Queue), _keys.Idle(Queue)],
+                [other, "0"]).ConfigureAwait(false);
             if (moved > 0)
             {
                 Log.RecoveredDeadConsumer(Logger, Id, (int)moved, other, Queue);
@@ -350,6 +350,7 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
     {
         var failures = 0;
         var privateDelayed = _keys.PrivateDelayed(Queue);
+        RedisKey[] moveKeys = [_keys.DelayedFor(Queue), privateDelayed, _queueKey, _keys.PriorityLevels(Queue), _keys.Idle(Queue)];
         while (!token.IsCancellationRequested)
         {
             try
@@ -358,8 +359,8 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
                 var now = _broker.Time.GetUtcNow();
                 var result = (RedisResult[])(await Database.ScriptEvaluateAsync(
                     RedisScripts.MoveDue,
-                    [_keys.Delayed, privateDelayed],
-                    [RedisTime.ToUnixNanosecondsText(now), _options.DelayedBatchSize, _keys.Prefix, Queue, _options.Priorities ? "1" : "0"]).ConfigureAwait(false))!;
+                    moveKeys,
+                    [RedisTime.ToUnixNanosecondsText(now), _options.DelayedBatchSize, _keys.Prefix, Queue, _options.Priorities ? "1" : "0", _keys.Cluster ? "1" : "0"]).ConfigureAwait(false))!;
                 if (failures > 0)
                 {
                     Log.LoopRecovered(Logger, Id, Queue, failures);
@@ -465,8 +466,8 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
         RedisKey target = level == 0 ? _queueKey : _keys.PriorityListPrefix(Queue) + level.ToString(CultureInfo.InvariantCulture);
         return Database.ScriptEvaluateAsync(
             RedisScripts.Release,
-            [_inFlight, target, _keys.PriorityLevels(Queue)],
-            [delivery.RawBody, Scope, level == 0 ? "0" : level.ToString(CultureInfo.InvariantCulture)]);
+            [_inFlight, target, _keys.PriorityLevels(Queue), _keys.Idle(Queue)],
+            [delivery.RawBody, level == 0 ? "0" : level.ToString(CultureInfo.InvariantCulture)]);
     }
 
     private async Task RetryHandBacksAsync()
@@ -494,6 +495,13 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
 
     internal async ValueTask DeadLetterAsync(RedisDelivery delivery, string reason)
     {
+        if (_keys.Cluster)
+        {
+            await RedisClusterDeadLetters.DeadLetterAsync(_broker, Queue, _inFlight, delivery.RawBody, reason).ConfigureAwait(false);
+            Settled(delivery);
+            return;
+        }
+
         await Database.ScriptEvaluateAsync(
             RedisScripts.DeadLetter,
             [_inFlight, _keys.DeadLetters, _keys.DeadLetterCounts, _keys.DeadLetterSequence, _keys.Deaths(Queue)],
