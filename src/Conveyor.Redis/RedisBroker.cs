@@ -47,6 +47,7 @@ public sealed class RedisBroker : IBroker
     private readonly HashSet<RedisMessageConsumer> _consumers = [];
     private readonly AsyncSignal _delayedPublished = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueKeys> _queueKeys = new(StringComparer.Ordinal);
+    private RedisKeys? _keys;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _notedQueues = new(StringComparer.Ordinal);
     private bool _disposed;
 
@@ -64,7 +65,6 @@ public sealed class RedisBroker : IBroker
         Options = options;
         Time = timeProvider ?? TimeProvider.System;
         Logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<RedisBroker>();
-        Keys = RedisClusterMode.KeysFor(multiplexer, options);
     }
 
     /// <inheritdoc/>
@@ -78,7 +78,8 @@ public sealed class RedisBroker : IBroker
 
     internal ILogger Logger { get; }
 
-    internal RedisKeys Keys { get; }
+    /// <summary>The key layout, settled at first use (the multiplexer is connected by then; constructors do no I/O and touch no connection).</summary>
+    internal RedisKeys Keys => _keys ??= RedisClusterMode.KeysFor(_multiplexer, Options);
 
     internal IDatabase Database => _multiplexer.GetDatabase();
 

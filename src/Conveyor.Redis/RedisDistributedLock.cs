@@ -29,7 +29,8 @@ public sealed class RedisDistributedLock : IDistributedLock
         _ = timeProvider;
         _ = loggerFactory;
         _multiplexer = multiplexer;
-        _keys = RedisClusterMode.KeysFor(multiplexer, options);
+        // A lock's keys are the same on a cluster (each lock's in its own slot): no need to ask the connection.
+        _keys = new RedisKeys(options.KeyPrefix, options.DelayedTasksKey);
     }
 
     /// <inheritdoc/>

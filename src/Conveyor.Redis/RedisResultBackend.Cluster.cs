@@ -23,8 +23,8 @@ public sealed partial class RedisResultBackend
             var (head, createdAt, tail) = SplitAtCreatedAt(WireFormat.SerializeState(state));
             writes[i] = db.ScriptEvaluateAsync(
                 RedisScripts.SetState,
-                [_keys.State(state.TaskId), _keys.WatchedFor(state.TaskId)],
-                [head, createdAt, tail, state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds, _options.UseKeyspaceNotifications ? string.Empty : _keys.StateChannel(state.TaskId), state.State.ToWireName()]);
+                [Keys.State(state.TaskId), Keys.WatchedFor(state.TaskId)],
+                [head, createdAt, tail, state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds, _options.UseKeyspaceNotifications ? string.Empty : Keys.StateChannel(state.TaskId), state.State.ToWireName()]);
         }
 
         await Task.WhenAll(writes).ConfigureAwait(false);
@@ -94,7 +94,7 @@ public sealed partial class RedisResultBackend
                 bodies[i] = deliveries[i].RawBody;
             }
 
-            removals.Add(db.ScriptEvaluateAsync(RedisScripts.Acknowledge, [consumer.InFlightKey, _keys.Deaths(consumer.Queue)], bodies));
+            removals.Add(db.ScriptEvaluateAsync(RedisScripts.Acknowledge, [consumer.InFlightKey, Keys.Deaths(consumer.Queue)], bodies));
         }
 
         await Task.WhenAll(removals).ConfigureAwait(false);

@@ -40,7 +40,7 @@ public sealed partial class RedisResultBackend : IResultBackend
 
     private readonly IConnectionMultiplexer _multiplexer;
     private readonly RedisConveyorOptions _options;
-    private readonly RedisKeys _keys;
+    private RedisKeys? _layout;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private const int MaxRememberedCreatedAt = 100_000;
@@ -72,12 +72,11 @@ public sealed partial class RedisResultBackend : IResultBackend
         options.Validate();
         _multiplexer = multiplexer;
         _options = options;
-        _keys = RedisClusterMode.KeysFor(multiplexer, options);
         _time = timeProvider ?? TimeProvider.System;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<RedisResultBackend>();
         _ttlSeconds = (long)Math.Ceiling(options.ResultTtl.TotalSeconds);
         _ttlMilliseconds = (long)Math.Ceiling(options.ResultTtl.TotalMilliseconds);
-        _stateChannelPrefix = _keys.StateChannel(string.Empty);
+        _stateChannelPrefix = options.KeyPrefix + RedisKeys.StateChannelPrefix;
     }
 
     /// <inheritdoc/>
@@ -85,6 +84,9 @@ public sealed partial class RedisResultBackend : IResultBackend
         ResultBackendCapabilities.ChangeNotifications | ResultBackendCapabilities.ResultExpiry | ResultBackendCapabilities.Distributed;
 
     private IDatabase Database => _multiplexer.GetDatabase();
+
+    /// <summary>The key layout, settled at first use (constructors touch no connection).</summary>
+    private RedisKeys Keys => _layout ??= RedisClusterMode.KeysFor(_multiplexer, _options);
 
     /// <inheritdoc/>
     public async ValueTask SetStateAsync(TaskStateRecord state, CancellationToken cancellationToken = default)
@@ -95,8 +97,8 @@ public sealed partial class RedisResultBackend : IResultBackend
         var ttl = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
         await Database.ScriptEvaluateAsync(
             RedisScripts.SetState,
-            [_keys.State(state.TaskId), _keys.WatchedFor(state.TaskId)],
-            [head, createdAt, tail, ttl, _options.UseKeyspaceNotifications ? string.Empty : _keys.StateChannel(state.TaskId), state.State.ToWireName()]).ConfigureAwait(false);
+            [Keys.State(state.TaskId), Keys.WatchedFor(state.TaskId)],
+            [head, createdAt, tail, ttl, _options.UseKeyspaceNotifications ? string.Empty : Keys.StateChannel(state.TaskId), state.State.ToWireName()]).ConfigureAwait(false);
         await ReplicaAcknowledgement.WaitAsync(Database, _options).ConfigureAwait(false);
     }
 
@@ -115,26 +117,26 @@ public sealed partial class RedisResultBackend : IResultBackend
             return;
         }
 
-        if (_keys.Cluster)
+        if (Keys.Cluster)
         {
             await SetEachAsync(states).ConfigureAwait(false);
             return;
         }
 
         var keys = new RedisKey[states.Count + 1];
-        keys[0] = _keys.Watched;
+        keys[0] = Keys.Watched;
         var values = new RedisValue[states.Count * 6];
         for (var i = 0; i < states.Count; i++)
         {
             var state = states[i];
             var (head, createdAt, tail) = SplitAtCreatedAt(WireFormat.SerializeState(state));
-            keys[i + 1] = _keys.State(state.TaskId);
+            keys[i + 1] = Keys.State(state.TaskId);
             var a = i * 6;
             values[a] = head;
             values[a + 1] = createdAt;
             values[a + 2] = tail;
             values[a + 3] = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
-            values[a + 4] = _options.UseKeyspaceNotifications ? string.Empty : _keys.StateChannel(state.TaskId);
+            values[a + 4] = _options.UseKeyspaceNotifications ? string.Empty : Keys.StateChannel(state.TaskId);
             values[a + 5] = state.State.ToWireName();
         }
 
@@ -157,7 +159,7 @@ public sealed partial class RedisResultBackend : IResultBackend
             return;
         }
 
-        if (_keys.Cluster)
+        if (Keys.Cluster)
         {
             await ClusterSettleAsync(batch).ConfigureAwait(false);
             return;
@@ -196,9 +198,9 @@ public sealed partial class RedisResultBackend : IResultBackend
 
         var keys = new RedisKey[keyCount];
         var values = new RedisValue[valueCount];
-        keys[0] = _keys.Watched;
+        keys[0] = Keys.Watched;
         values[0] = _options.UseKeyspaceNotifications ? string.Empty : _stateChannelPrefix;
-        values[1] = _keys.Prefix.Length;
+        values[1] = Keys.Prefix.Length;
         var k = 1;
         var v = 2;
         List<RedisDelivery>? acknowledged = null;
@@ -227,7 +229,7 @@ public sealed partial class RedisResultBackend : IResultBackend
                 if (!ReferenceEquals(state.TaskId, lastTaskId))
                 {
                     // A task's RECEIVED and STARTED come together: one key string for both.
-                    lastKey = _keys.State(state.TaskId);
+                    lastKey = Keys.State(state.TaskId);
                     lastTaskId = state.TaskId;
                 }
 
@@ -315,7 +317,7 @@ public sealed partial class RedisResultBackend : IResultBackend
     {
         ArgumentNullException.ThrowIfNull(broker);
         ArgumentNullException.ThrowIfNull(batch);
-        if (_keys.Cluster)
+        if (Keys.Cluster)
         {
             // Each state and each message is in a slot of its own: the PENDING states first, then the messages.
             await DefaultEnqueueAsync(broker, batch, cancellationToken).ConfigureAwait(false);
@@ -348,10 +350,10 @@ public sealed partial class RedisResultBackend : IResultBackend
 
         var keys = new RedisKey[immediate * 3 + 2];
         var values = new RedisValue[immediate * 7 + 2];
-        keys[0] = _keys.Watched;
+        keys[0] = Keys.Watched;
         keys[1] = redis.Keys.Queues;
         values[0] = _options.UseKeyspaceNotifications ? string.Empty : _stateChannelPrefix;
-        values[1] = _keys.Prefix.Length;
+        values[1] = Keys.Prefix.Length;
         var k = 2;
         var v = 2;
         for (var i = 0; i < batch.Count; i++)
@@ -364,7 +366,7 @@ public sealed partial class RedisResultBackend : IResultBackend
             var item = batch[i];
             var state = item.State;
             var queue = redis.KeysOf(item.Message.Queue);
-            keys[k++] = _keys.State(state.TaskId);
+            keys[k++] = Keys.State(state.TaskId);
             keys[k++] = targets[i];
             keys[k++] = queue.PriorityLevels;
             values[v++] = WireFormat.SerializeState(state);
@@ -396,13 +398,13 @@ public sealed partial class RedisResultBackend : IResultBackend
     {
         var keys = new RedisKey[batch.Count + 1];
         var values = new RedisValue[batch.Count * 3 + 2];
-        keys[0] = _keys.Watched;
+        keys[0] = Keys.Watched;
         values[0] = _options.UseKeyspaceNotifications ? string.Empty : _stateChannelPrefix;
-        values[1] = _keys.Prefix.Length;
+        values[1] = Keys.Prefix.Length;
         for (var i = 0; i < batch.Count; i++)
         {
             var state = batch[i].State;
-            keys[i + 1] = _keys.State(state.TaskId);
+            keys[i + 1] = Keys.State(state.TaskId);
             values[2 + i * 3] = WireFormat.SerializeState(state);
             values[3 + i * 3] = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
             values[4 + i * 3] = state.State.ToWireName();
@@ -432,7 +434,7 @@ public sealed partial class RedisResultBackend : IResultBackend
     public async ValueTask<TaskStateRecord?> GetStateAsync(string taskId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(taskId);
-        using var value = await Database.StringGetLeaseAsync(_keys.State(taskId)).ConfigureAwait(false);
+        using var value = await Database.StringGetLeaseAsync(Keys.State(taskId)).ConfigureAwait(false);
         return value is null ? null : WireFormat.DeserializeState(value.Span);
     }
 
@@ -448,10 +450,10 @@ public sealed partial class RedisResultBackend : IResultBackend
         var keys = new RedisKey[taskIds.Count];
         for (var i = 0; i < keys.Length; i++)
         {
-            keys[i] = _keys.State(taskIds[i]);
+            keys[i] = Keys.State(taskIds[i]);
         }
 
-        if (_keys.Cluster)
+        if (Keys.Cluster)
         {
             return await GetEachAsync(keys).ConfigureAwait(false);
         }
@@ -472,14 +474,14 @@ public sealed partial class RedisResultBackend : IResultBackend
     {
         ArgumentNullException.ThrowIfNull(meta);
         var ttl = meta.Ttl > 0 ? TimeSpan.FromSeconds(meta.Ttl) : TimeSpan.FromSeconds((long)_ttlSeconds);
-        await Database.StringSetAsync(_keys.GroupMeta(meta.GroupId), WireFormat.SerializeGroupMeta(meta), ttl).ConfigureAwait(false);
+        await Database.StringSetAsync(Keys.GroupMeta(meta.GroupId), WireFormat.SerializeGroupMeta(meta), ttl).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
     public async ValueTask<GroupMeta?> GetGroupMetaAsync(string groupId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(groupId);
-        using var value = await Database.StringGetLeaseAsync(_keys.GroupMeta(groupId)).ConfigureAwait(false);
+        using var value = await Database.StringGetLeaseAsync(Keys.GroupMeta(groupId)).ConfigureAwait(false);
         return value is null ? null : WireFormat.DeserializeGroupMeta(value.Span);
     }
 
@@ -490,8 +492,8 @@ public sealed partial class RedisResultBackend : IResultBackend
         ArgumentException.ThrowIfNullOrEmpty(taskId);
         var result = (RedisResult[])(await Database.ScriptEvaluateAsync(
             RedisScripts.CompleteGroupMember,
-            [_keys.GroupMembers(groupId), _keys.GroupProgress(groupId), _keys.GroupTraces(groupId), _keys.GroupMeta(groupId), _keys.GroupMemberIds(groupId)],
-            [taskId, succeeded ? "1" : "0", _ttlMilliseconds, traceParent ?? string.Empty, _keys.Prefix, _keys.Cluster ? "1" : "0"]).ConfigureAwait(false))!;
+            [Keys.GroupMembers(groupId), Keys.GroupProgress(groupId), Keys.GroupTraces(groupId), Keys.GroupMeta(groupId), Keys.GroupMemberIds(groupId)],
+            [taskId, succeeded ? "1" : "0", _ttlMilliseconds, traceParent ?? string.Empty, Keys.Prefix, Keys.Cluster ? "1" : "0"]).ConfigureAwait(false))!;
         return new GroupCompletion((int)result[0], (int)result[1], (long)result[2] == 1, (long)result[3] == 1);
     }
 
@@ -509,7 +511,7 @@ public sealed partial class RedisResultBackend : IResultBackend
         {
             var outcome = (long)(await Database.ScriptEvaluateAsync(
                 RedisScripts.ClaimChord,
-                [_keys.ChordMutexFor(groupId), _keys.GroupMeta(groupId), _keys.GroupProgress(groupId)],
+                [Keys.ChordMutexFor(groupId), Keys.GroupMeta(groupId), Keys.GroupProgress(groupId)],
                 [claimantId, _ttlSeconds, _ttlMilliseconds]).ConfigureAwait(false));
             switch (outcome)
             {
@@ -550,7 +552,7 @@ public sealed partial class RedisResultBackend : IResultBackend
 
         var values = (RedisResult[])(await Database.ScriptEvaluateAsync(
             RedisScripts.GroupTraceParents,
-            [_keys.GroupTraces(groupId)],
+            [Keys.GroupTraces(groupId)],
             [maxCount]).ConfigureAwait(false))!;
         var traceParents = new string[values.Length];
         for (var i = 0; i < values.Length; i++)
@@ -567,7 +569,7 @@ public sealed partial class RedisResultBackend : IResultBackend
         ArgumentException.ThrowIfNullOrEmpty(groupId);
         await Database.ScriptEvaluateAsync(
             RedisScripts.MarkChordTriggered,
-            [_keys.GroupProgress(groupId), _keys.GroupMeta(groupId)],
+            [Keys.GroupProgress(groupId), Keys.GroupMeta(groupId)],
             [_ttlMilliseconds]).ConfigureAwait(false);
     }
 
@@ -615,21 +617,21 @@ public sealed partial class RedisResultBackend : IResultBackend
     public async ValueTask<int?> CountRedeliveryAsync(string taskId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(taskId);
-        return (int)(long)await Database.ScriptEvaluateAsync(RedisScripts.CountRedelivery, [_keys.Redeliveries(taskId)], [_ttlMilliseconds]).ConfigureAwait(false);
+        return (int)(long)await Database.ScriptEvaluateAsync(RedisScripts.CountRedelivery, [Keys.Redeliveries(taskId)], [_ttlMilliseconds]).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
     public async ValueTask DeleteStateAsync(string taskId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(taskId);
-        await Database.KeyDeleteAsync(_keys.State(taskId)).ConfigureAwait(false);
+        await Database.KeyDeleteAsync(Keys.State(taskId)).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
     public async ValueTask DeleteGroupAsync(string groupId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(groupId);
-        await Database.KeyDeleteAsync([_keys.GroupMeta(groupId), _keys.GroupMembers(groupId), _keys.GroupProgress(groupId), _keys.GroupTraces(groupId), _keys.GroupMemberIds(groupId)]).ConfigureAwait(false);
+        await Database.KeyDeleteAsync([Keys.GroupMeta(groupId), Keys.GroupMembers(groupId), Keys.GroupProgress(groupId), Keys.GroupTraces(groupId), Keys.GroupMemberIds(groupId)]).ConfigureAwait(false);
     }
 
     /// <summary>Drops this backend's subscriptions. The multiplexer stays open.</summary>
@@ -688,8 +690,8 @@ public sealed partial class RedisResultBackend : IResultBackend
 
     private RedisChannel ChannelOf(string taskId) =>
         _options.UseKeyspaceNotifications
-            ? RedisChannel.Literal("__keyspace@" + Database.Database.ToString(CultureInfo.InvariantCulture) + "__:" + (string)_keys.State(taskId)!)
-            : RedisChannel.Literal(_keys.StateChannel(taskId));
+            ? RedisChannel.Literal("__keyspace@" + Database.Database.ToString(CultureInfo.InvariantCulture) + "__:" + (string)Keys.State(taskId)!)
+            : RedisChannel.Literal(Keys.StateChannel(taskId));
 
     // Called under _gate.
     private void Subscribe(Watch watch)
@@ -717,8 +719,8 @@ public sealed partial class RedisResultBackend : IResultBackend
                 // that a dead process left behind are dropped an hour after their registration.
                 var db = Database;
                 var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-                var register = db.SortedSetAddAsync(_keys.WatchedFor(watch.TaskId), (string)watch.Channel!, now);
-                _ = db.SortedSetRemoveRangeByScoreAsync(_keys.WatchedFor(watch.TaskId), double.NegativeInfinity, now - WatchRegistrationLifetime.TotalMilliseconds, flags: CommandFlags.FireAndForget);
+                var register = db.SortedSetAddAsync(Keys.WatchedFor(watch.TaskId), (string)watch.Channel!, now);
+                _ = db.SortedSetRemoveRangeByScoreAsync(Keys.WatchedFor(watch.TaskId), double.NegativeInfinity, now - WatchRegistrationLifetime.TotalMilliseconds, flags: CommandFlags.FireAndForget);
                 await register.ConfigureAwait(false);
                 watch.RegisteredAt = _time.GetTimestamp();
             }
@@ -765,7 +767,7 @@ public sealed partial class RedisResultBackend : IResultBackend
             subscriber.Unsubscribe(watch.Channel, watch.Handler, CommandFlags.FireAndForget);
             if (!_options.UseKeyspaceNotifications)
             {
-                Database.SortedSetRemove(_keys.WatchedFor(watch.TaskId), (string)watch.Channel!, CommandFlags.FireAndForget);
+                Database.SortedSetRemove(Keys.WatchedFor(watch.TaskId), (string)watch.Channel!, CommandFlags.FireAndForget);
             }
         }
 
@@ -785,7 +787,7 @@ public sealed partial class RedisResultBackend : IResultBackend
 
         foreach (var watch in renew)
         {
-            Database.SortedSetAdd(_keys.WatchedFor(watch.TaskId), (string)watch.Channel!, _time.GetUtcNow().ToUnixTimeMilliseconds(), CommandFlags.FireAndForget);
+            Database.SortedSetAdd(Keys.WatchedFor(watch.TaskId), (string)watch.Channel!, _time.GetUtcNow().ToUnixTimeMilliseconds(), CommandFlags.FireAndForget);
         }
     }
 

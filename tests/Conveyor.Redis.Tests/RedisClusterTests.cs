@@ -155,3 +155,8 @@ public sealed class RedisClusterLayoutTests(RedisClusterProviderFactory factory)
         }
     }
 }
+
+// No chord-protocol suite here: it plays Go machinery peers whose group members leave only their states (the
+// counter's cursor reads them), and no Go worker can share a cluster. Groups and chords run in the worker suite.
+
+public sealed class RedisClusterManagementConformanceTests(RedisClusterProviderFactory factory) : ManagementConformanceTests<RedisClusterProviderFactory>(factory);

@@ -126,7 +126,9 @@ internal sealed class RedisKeys(string prefix, string delayedTasksKey, bool clus
     /// <summary>How often a task was redelivered by a broker that keeps no count (a string counter).</summary>
     public RedisKey Redeliveries(string taskId) => Prefix + "conveyor:redeliveries:" + taskId;
 
-    public string StateChannel(string taskId) => Prefix + "conveyor:state:" + taskId;
+    public const string StateChannelPrefix = "conveyor:state:";
+
+    public string StateChannel(string taskId) => Prefix + StateChannelPrefix + taskId;
 
     /// <summary>The state channels somebody waits on (member = channel, score = Unix ms of registration): state writes publish only to these.</summary>
     public RedisKey Watched { get; } = prefix + "conveyor:watched";
