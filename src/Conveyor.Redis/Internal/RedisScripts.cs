@@ -6,9 +6,15 @@ namespace Conveyor.Redis.Internal;
 /// and falls back to <c>EVAL</c> after a server restart emptied the script cache.
 /// </summary>
 /// <remarks>
-/// Keys computed inside a script (the queue named in a delayed task, a dead letter's queue) are not declared in
-/// <c>KEYS</c>: that is fine on a single Redis or behind Sentinel, not on Redis Cluster (where machinery's layout,
-/// with one global <c>delayed_tasks</c>, does not work either).
+/// On Redis Cluster (<see cref="RedisKeys.Cluster"/>) every script that runs declares in <c>KEYS</c> the keys it
+/// touches, all in one slot: a queue's (<c>{queue}</c>), a group's (<c>{group}</c>), a task state's, a lock's, or the
+/// dead letters' (<c>{dead_letters}</c>). The keys built inside a script there are a queue's priority-level lists
+/// (<c>conveyor:{q}:p9</c>) and, for <see cref="Statistics"/>, its consumers' in-flight lists: their names are only
+/// known inside the script (from the levels set, the registry), and they are in the queue's slot by construction. The scripts that reach across queues or read member states (machinery's global
+/// <c>delayed_tasks</c> routed by <c>RoutingKey</c>, <see cref="RequeueDeadLetters"/>, <see cref="Enqueue"/>,
+/// <see cref="Settle"/>, <see cref="SetStates"/>, <see cref="SetPending"/>, the chord counter's cursor) run on a
+/// single Redis or behind Sentinel only; on a cluster their work is split by slot (RedisResultBackend.Cluster.cs,
+/// RedisClusterDeadLetters.cs).
 /// </remarks>
 internal static class RedisScripts
 {
