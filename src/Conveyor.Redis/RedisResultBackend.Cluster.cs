@@ -6,7 +6,7 @@ namespace Conveyor.Redis;
 
 /// <summary>
 /// The batch operations on Redis Cluster. A task's state key is machinery's <c>task_…</c> and so in a slot of its
-/// own, while a script may only touch one slot: a batch becomes one <see cref="RedisScripts.SetState"/> per state,
+/// own, while a script may only touch one slot: a batch becomes one <see cref="RedisScripts.SetStates"/> per task,
 /// all sent at once (StackExchange.Redis pipelines them to their nodes; one connection per node keeps a task's
 /// states in order), then after all of them one <see cref="RedisScripts.Acknowledge"/> per in-flight list. A crash
 /// in between leaves stored states whose messages run again: at-least-once, as everywhere.
@@ -15,16 +15,41 @@ public sealed partial class RedisResultBackend
 {
     private async Task SetEachAsync(IReadOnlyList<TaskStateRecord> states)
     {
-        var db = Database;
-        var writes = new Task[states.Count];
-        for (var i = 0; i < writes.Length; i++)
+        // One script per task (a task's states share its key's slot: RECEIVED, STARTED and its final state of one
+        // batch go together, in order), all sent at once.
+        var byTask = new Dictionary<string, List<TaskStateRecord>>(StringComparer.Ordinal);
+        foreach (var state in states)
         {
-            var state = states[i];
-            var (head, createdAt, tail) = SplitAtCreatedAt(WireFormat.SerializeState(state));
-            writes[i] = db.ScriptEvaluateAsync(
-                RedisScripts.SetState,
-                [Keys.State(state.TaskId), Keys.WatchedFor(state.TaskId)],
-                [head, createdAt, tail, state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds, _options.UseKeyspaceNotifications ? string.Empty : Keys.StateChannel(state.TaskId), state.State.ToWireName()]);
+            if (!byTask.TryGetValue(state.TaskId, out var list))
+            {
+                byTask[state.TaskId] = list = new List<TaskStateRecord>(3);
+            }
+
+            list.Add(state);
+        }
+
+        var db = Database;
+        var writes = new List<Task>(byTask.Count);
+        foreach (var (taskId, list) in byTask)
+        {
+            var keys = new RedisKey[list.Count + 1];
+            keys[0] = Keys.WatchedFor(taskId);
+            var values = new RedisValue[list.Count * 6];
+            for (var i = 0; i < list.Count; i++)
+            {
+                var state = list[i];
+                var (head, createdAt, tail) = SplitAtCreatedAt(WireFormat.SerializeState(state));
+                keys[i + 1] = Keys.State(taskId);
+                var a = i * 6;
+                values[a] = head;
+                values[a + 1] = createdAt;
+                values[a + 2] = tail;
+                values[a + 3] = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
+                values[a + 4] = _options.UseKeyspaceNotifications ? string.Empty : Keys.StateChannel(taskId);
+                values[a + 5] = state.State.ToWireName();
+            }
+
+            writes.Add(db.ScriptEvaluateAsync(RedisScripts.SetStates, keys, values));
         }
 
         await Task.WhenAll(writes).ConfigureAwait(false);
