@@ -44,6 +44,21 @@ public sealed class RedisClusterLayoutTests(RedisClusterProviderFactory factory)
     }
 
     [Fact]
+    public async Task Connect_SingleRedis_KeepsMachinerysLayout()
+    {
+        await using var single = await RedisTestServer.ConnectAsync();
+        var keys = RedisClusterMode.KeysFor(single, new RedisConveyorOptions { KeyPrefix = string.Empty });
+
+        Assert.False(keys.Cluster);
+        Assert.Equal("machinery_tasks", (string)keys.Queue("machinery_tasks")!);
+        Assert.Equal("delayed_tasks", (string)keys.DelayedFor("machinery_tasks")!);
+        Assert.Equal("group_1", (string)keys.GroupMeta("group_1")!);
+        Assert.Equal("TriggerChordMutex", (string)keys.ChordMutexFor("group_1")!);
+        Assert.Equal("conveyor:watched", (string)keys.WatchedFor("task_1")!);
+        Assert.True(RedisClusterMode.KeysFor(single, new RedisConveyorOptions { Cluster = true }).Cluster); // ?cluster=true forces it
+    }
+
+    [Fact]
     public async Task Keys_WithoutPrefix_KeepMachinerysPlainNamesInTheQueuesSlot()
     {
         var multiplexer = await factory.MultiplexerAsync();
