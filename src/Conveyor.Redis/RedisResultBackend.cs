@@ -721,6 +721,11 @@ public sealed partial class RedisResultBackend : IResultBackend
                 var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
                 var register = db.SortedSetAddAsync(Keys.WatchedFor(watch.TaskId), (string)watch.Channel!, now);
                 _ = db.SortedSetRemoveRangeByScoreAsync(Keys.WatchedFor(watch.TaskId), double.NegativeInfinity, now - WatchRegistrationLifetime.TotalMilliseconds, flags: CommandFlags.FireAndForget);
+                if (Keys.Cluster)
+                {
+                    // A set per task there: a waiter that dies leaves no set behind for longer than a registration.
+                    _ = db.KeyExpireAsync(Keys.WatchedFor(watch.TaskId), WatchRegistrationLifetime, flags: CommandFlags.FireAndForget);
+                }
                 await register.ConfigureAwait(false);
                 watch.RegisteredAt = _time.GetTimestamp();
             }
@@ -788,6 +793,10 @@ public sealed partial class RedisResultBackend : IResultBackend
         foreach (var watch in renew)
         {
             Database.SortedSetAdd(Keys.WatchedFor(watch.TaskId), (string)watch.Channel!, _time.GetUtcNow().ToUnixTimeMilliseconds(), CommandFlags.FireAndForget);
+            if (Keys.Cluster)
+            {
+                Database.KeyExpire(Keys.WatchedFor(watch.TaskId), WatchRegistrationLifetime, flags: CommandFlags.FireAndForget);
+            }
         }
     }
 
