@@ -99,7 +99,9 @@ public sealed class RedisConveyorOptions
     /// <summary>
     /// Whether waiting for a result listens to Redis keyspace notifications of the state key instead of
     /// Conveyor's own channel, so that states written by Go machinery (a plain <c>SET</c>) are pushed too. Needs
-    /// <c>notify-keyspace-events</c> with <c>K$</c> (or <c>KA</c>) on the server.
+    /// <c>notify-keyspace-events</c> with <c>K$</c> (or <c>KA</c>) on the server. Not for Redis Cluster, whose
+    /// keyspace events stay on the node that holds the key (and no Go worker shares a cluster anyway): a wait there
+    /// would only end at its time limit.
     /// </summary>
     /// <value>The default value is <see langword="false"/> (Conveyor's writers publish on <c>conveyor:state:{task id}</c>).</value>
     public bool UseKeyspaceNotifications { get; set; }
