@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Diagnostics;
 using System.Text.Json;
 using Conveyor.RabbitMQ;
@@ -46,6 +47,26 @@ public sealed class BenchProcessTests : IDisposable
         Assert.True(workersCpu > 0, output);
         Assert.True(root.GetProperty("workers_process_cpu_seconds").GetDouble() >= workersCpu, output);
         Assert.Equal(JsonValueKind.Null, root.GetProperty("redis").ValueKind);
+    }
+
+    [Fact]
+    public async Task Bench_AtARate_SendsTasksEvenlyAndWritesEachLatency()
+    {
+        var file = Path.Combine(_directory, "latencies.csv");
+        var (exitCode, output, error) = await CliProcess.RunAsync(_directory, Generous, "bench", "--warmup", "0", "-n", "200", "--rate", "200", "--json", "--latencies", file);
+
+        Assert.True(exitCode == 0, $"bench exit {exitCode}\n{output}\n{error}");
+        var lines = await File.ReadAllLinesAsync(file);
+        Assert.Equal("task,published_ms,latency_ms", lines[0]);
+        var rows = lines.Skip(1).Select(line => line.Split(',')).Select(f => (Task: int.Parse(f[0], CultureInfo.InvariantCulture), Published: double.Parse(f[1], CultureInfo.InvariantCulture), Latency: double.Parse(f[2], CultureInfo.InvariantCulture))).ToList();
+        Assert.Equal(Enumerable.Range(0, 200), rows.Select(r => r.Task));
+        Assert.All(rows, r => Assert.True(r.Latency > 0, $"task {r.Task}: latency {r.Latency}"));
+
+        // Paced, not sent in bursts: task i goes out at about i / 200 s, never early, and no two in the same instant.
+        Assert.All(rows, r => Assert.True(r.Published >= (r.Task * 5.0) - 0.5, $"task {r.Task} went at {r.Published} ms, before its time"));
+        Assert.InRange(rows[^1].Published, 199 * 5.0, (199 * 5.0) + 1000);
+        var together = rows.Zip(rows.Skip(1)).Count(pair => pair.Second.Published - pair.First.Published < 0.05);
+        Assert.True(together < 20, $"{together} of 199 tasks went out together with the one before");
     }
 
     [Fact]

@@ -39,6 +39,10 @@ internal sealed class BenchSettings : ConnectionSettings
     [DefaultValue(20_000)]
     public int WarmUp { get; init; } = 20_000;
 
+    [CommandOption("--latencies <FILE>")]
+    [Description("Write each measured task's publish time (ms from the run's start) and latency (ms) to FILE as CSV")]
+    public string? LatenciesFile { get; init; }
+
     [CommandOption("--timeout <SECONDS>")]
     [Description("Stop waiting for results after this long; tasks not finished count as lost")]
     [DefaultValue(300.0)]
@@ -110,9 +114,19 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             }
 
             Report? warmUp = null;
+            int? pacedWarmUp = null;
             if (settings.WarmUp > 0 && (settings.WorkerCount > 0 || settings.NoWorker))
             {
                 warmUp = (await RunAsync(client, session, settings, settings.WarmUp, rate: null, counted: false, cancellationToken).ConfigureAwait(false)).Report;
+                if (settings.Rate is { } rate)
+                {
+                    // The paced path (the pacer, idle fetches and wake-ups, single-task batches) is other code than
+                    // a backlog's: two seconds of it at the run's rate, so that its first seconds are not measured.
+                    var paced = (int)Math.Clamp(rate * 2, 1, settings.WarmUp);
+                    var pacedReport = (await RunAsync(client, session, settings, paced, rate, counted: false, cancellationToken).ConfigureAwait(false)).Report;
+                    warmUp = warmUp with { Lost = warmUp.Lost + pacedReport.Lost };
+                    pacedWarmUp = paced;
+                }
             }
 
             await using var redis = await RedisServerStats.OpenAsync([session.Options.Broker, session.Options.ResultBackend], cancellationToken).ConfigureAwait(false);
@@ -152,6 +166,7 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
                 WarmUpTasks = warmUp?.Tasks,
                 WarmUpTasksPerSecond = warmUp?.TasksPerSecond,
                 WarmUpLost = warmUp?.Lost,
+                WarmUpPacedTasks = pacedWarmUp,
             };
             Print(result, settings.Json);
             return result.Lost == 0 && result.WarmUpLost is null or 0 ? ExitCodes.Success : ExitCodes.TaskFailed;
@@ -314,6 +329,9 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
         /// <summary>The warm-up's own throughput (start-up JIT included).</summary>
         public double? WarmUpTasksPerSecond { get; init; }
 
+        /// <summary>With --rate: warm-up tasks sent at the run's rate after the others; null otherwise.</summary>
+        public int? WarmUpPacedTasks { get; init; }
+
         /// <summary>Warm-up tasks that did not finish in time (a lost task is a failure, counted or not).</summary>
         public int? WarmUpLost { get; init; }
 
@@ -361,51 +379,40 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
 
         var startTimestamp = Stopwatch.GetTimestamp();
         var stopwatch = Stopwatch.StartNew();
-        var publisher = Task.Run(
-            async () =>
+        async ValueTask PublishOneAsync(int i, CancellationToken ct)
+        {
+            var signature = new Signature("add", TaskArgument.Int64(i), TaskArgument.Int64(1));
+            if (counted)
             {
-                var interval = rate is { } perSecond ? TimeSpan.FromSeconds(1 / perSecond) : TimeSpan.Zero;
-                await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = rate is null ? PublishersAtOnce : 4, CancellationToken = cancellationToken }, async (i, ct) =>
+                signature.Headers[BuiltInTasks.BenchHeader] = runId;
+            }
+
+            ids[i] = signature.Id;
+            published[i] = Stopwatch.GetTimestamp();
+
+            // A broker or backend restart mid-run: retry the publish (at least once; a retried publish may
+            // duplicate the message, which the workers' duplicate count then shows).
+            for (var attempt = 1; ; attempt++)
+            {
+                try
                 {
-                    if (rate is not null)
-                    {
-                        // Pace by schedule, not by sleeping between sends: task i goes at i / rate.
-                        var due = interval * i;
-                        var wait = due - stopwatch.Elapsed;
-                        if (wait > TimeSpan.Zero)
-                        {
-                            await Task.Delay(wait, ct).ConfigureAwait(false);
-                        }
-                    }
+                    await client.SendAsync(signature, ct).ConfigureAwait(false);
+                    break;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException && attempt < 100)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 * attempt)), ct).ConfigureAwait(false);
+                }
+            }
 
-                    var signature = new Signature("add", TaskArgument.Int64(i), TaskArgument.Int64(1));
-                    if (counted)
-                    {
-                        signature.Headers[BuiltInTasks.BenchHeader] = runId;
-                    }
-                    ids[i] = signature.Id;
-                    published[i] = Stopwatch.GetTimestamp();
-                    // A broker or backend restart mid-run: retry the publish (at least once; a retried publish may
-                    // duplicate the message, which the workers' duplicate count then shows).
-                    for (var attempt = 1; ; attempt++)
-                    {
-                        try
-                        {
-                            await client.SendAsync(signature, ct).ConfigureAwait(false);
-                            break;
-                        }
-                        catch (Exception ex) when (ex is not OperationCanceledException && attempt < 100)
-                        {
-                            await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 * attempt)), ct).ConfigureAwait(false);
-                        }
-                    }
+            Interlocked.Increment(ref publishedCount);
+            publishedQueue.Enqueue(i);
+            publishedSignal.Release();
+        }
 
-                    Interlocked.Increment(ref publishedCount);
-                    publishedQueue.Enqueue(i);
-                    publishedSignal.Release();
-                }).ConfigureAwait(false);
-            },
-            cancellationToken);
+        var publisher = rate is { } perSecond
+            ? PaceAsync(count, perSecond, stopwatch, PublishOneAsync, cancellationToken)
+            : Task.Run(() => Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = PublishersAtOnce, CancellationToken = cancellationToken }, PublishOneAsync), cancellationToken);
 
         var publishSeconds = 0.0;
         var done = 0;
@@ -531,6 +538,17 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             .Select(i => Stopwatch.GetElapsedTime(published[i], completed[i]).TotalMilliseconds)
             .Order()
             .ToArray();
+        if (settings.LatenciesFile is { Length: > 0 } file && counted)
+        {
+            // Where the slow ones are in the run (its start, a burst, evenly spread) says more than p99 alone.
+            await File.WriteAllLinesAsync(
+                file,
+                Enumerable.Range(0, count).Where(i => completed[i] != 0).Select(i => string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"{i},{Stopwatch.GetElapsedTime(startTimestamp, published[i]).TotalMilliseconds:F2},{Stopwatch.GetElapsedTime(published[i], completed[i]).TotalMilliseconds:F2}")).Prepend("task,published_ms,latency_ms"),
+                cancellationToken).ConfigureAwait(false);
+        }
+
         var lastCompletion = completed.Where(c => c != 0).DefaultIfEmpty(0).Max();
         var elapsed = lastCompletion == 0 ? seconds : Stopwatch.GetElapsedTime(startTimestamp, lastCompletion).TotalSeconds;
         return new BenchRun(runId, new Report(
@@ -543,6 +561,82 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             count - latencies.Length,
             session.BrokerUrl,
             session.BackendUrl));
+    }
+
+    /// <summary>
+    /// Starts task i at i / rate from one thread that sleeps in whole milliseconds, so that tasks go out evenly: a
+    /// task is at most about a millisecond late and none waits for others due after it. (Several lanes each awaiting
+    /// a timer woke together and sent their tasks in bursts of four, whose last ones then queued behind the first.)
+    /// </summary>
+    private static Task PaceAsync(int count, double rate, Stopwatch clock, Func<int, CancellationToken, ValueTask> publishOne, CancellationToken cancellationToken)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var inFlight = new SemaphoreSlim(PublishersAtOnce);
+        var publishes = new Task[count];
+        var pacer = new Thread(() =>
+        {
+            try
+            {
+                for (var i = 0; i < count; i++)
+                {
+                    var due = TimeSpan.FromSeconds(i / rate);
+                    while (clock.Elapsed < due)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        Thread.Sleep(1);
+                    }
+
+                    inFlight.Wait(cancellationToken);
+                    publishes[i] = RunAsync(i);
+                }
+
+                Task.WhenAll(publishes).ContinueWith(
+                    all =>
+                    {
+                        if (all.Exception is { } error)
+                        {
+                            done.TrySetException(error.InnerExceptions);
+                        }
+                        else if (all.IsCanceled)
+                        {
+                            done.TrySetCanceled(cancellationToken);
+                        }
+                        else
+                        {
+                            done.TrySetResult();
+                        }
+                    },
+                    CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously,
+                    TaskScheduler.Default);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                done.TrySetCanceled(cancellationToken);
+            }
+            catch (Exception ex)
+            {
+                done.TrySetException(ex);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "conveyor bench pacer",
+        };
+        pacer.Start();
+        return done.Task;
+
+        async Task RunAsync(int i)
+        {
+            try
+            {
+                await publishOne(i, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                inFlight.Release();
+            }
+        }
     }
 
     private static double Percentile(double[] sorted, double p) =>
@@ -569,7 +663,8 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
         AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"broker {report.Broker}, backend {report.Backend}");
         if (report.WarmUpTasks is { } warmUpTasks)
         {
-            AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"warm-up: {warmUpTasks:N0} tasks at {report.WarmUpTasksPerSecond:N0} tasks/s (start-up JIT included), {report.WarmUpLost} lost, not counted below");
+            var paced = report.WarmUpPacedTasks is { } pacedTasks ? string.Create(CultureInfo.InvariantCulture, $", then {pacedTasks:N0} at the run's rate") : string.Empty;
+            AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"warm-up: {warmUpTasks:N0} tasks at {report.WarmUpTasksPerSecond:N0} tasks/s (start-up JIT included){paced}, {report.WarmUpLost} lost, not counted below");
         }
 
         AnsiConsole.Write(table);
