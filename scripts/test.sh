@@ -15,6 +15,8 @@
 #     (the test kills the primary: one failover per run).
 #     The RabbitMQ node runs the rabbitmq_management plugin with its HTTP API on a loopback port, exported as
 #     CONVEYOR_TEST_RABBITMQ_HTTP=http://127.0.0.1:PORT (same guest account); the run fails when it does not answer.
+#     And a Redis Cluster of three masters (redis-server --cluster-enabled yes, joined with redis-cli --cluster
+#     create ... --cluster-replicas 0), exported as CONVEYOR_TEST_REDIS_CLUSTER=127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3.
 #     Also starts the local AWS emulators from tests/emulators (npm ci from its lock file when needed; Node.js is
 #     installed with apt-get when missing): fauxqs for SQS and dynalite for DynamoDB, on loopback, and exports
 #     CONVEYOR_TEST_SQS=http://127.0.0.1:PORT and CONVEYOR_TEST_DYNAMODB=http://127.0.0.1:PORT.
@@ -29,6 +31,7 @@
 #   CONVEYOR_TEST_AMQP         amqp:// URI of a RabbitMQ you run yourself: no RabbitMQ is installed/started
 #                              (then also set CONVEYOR_TEST_AMQP_TLS, and CONVEYOR_TEST_RABBITMQ_HTTP to its
 #                              management plugin's http://host:port)
+#   CONVEYOR_TEST_REDIS_CLUSTER  host:port,... of a Redis Cluster you run yourself: no cluster is started
 #   CONVEYOR_TEST_SQS          endpoint of an SQS emulator you run yourself: no fauxqs is started
 #   CONVEYOR_TEST_DYNAMODB     endpoint of a DynamoDB emulator you run yourself: no dynalite is started
 #   CONVEYOR_TEST_SOLUTION     solution to test (default Conveyor.slnx)
@@ -52,6 +55,7 @@ KEEP_TMP="${CONVEYOR_TEST_KEEP_TMP:-0}"
 CREATED_POLICY_RC=0
 REDIS_PID="" REDIS_PORT="" REDIS_TLS_PORT=""
 SENTINEL_PIDS=() SENTINEL_PORTS=() SENTINEL_T0=""
+CLUSTER_PIDS=() CLUSTER_PORTS=() CLUSTER_T0=""
 RABBIT_TLS_PORT="" RABBIT_HTTP_PORT=""
 TLS_DIR=""
 RABBIT_PID="" RABBIT_NODE="" RABBIT_PORT="" RABBIT_LOG="" RABBIT_PID_FILE="" RABBIT_T0=""
@@ -147,7 +151,7 @@ PY
 
 install_packages() {
     local missing=()
-    if [[ -z "${CONVEYOR_TEST_REDIS:-}" ]] && ! { command -v redis-server && command -v redis-cli; } >/dev/null 2>&1; then
+    if [[ -z "${CONVEYOR_TEST_REDIS:-}" || -z "${CONVEYOR_TEST_REDIS_CLUSTER:-}" ]] && ! { command -v redis-server && command -v redis-cli; } >/dev/null 2>&1; then
         missing+=(redis-server)
     fi
     if [[ -z "${CONVEYOR_TEST_AMQP:-}" ]] && [[ ! -x "$RABBIT_BIN/rabbitmq-server" || ! -x "$RABBIT_BIN/rabbitmqctl" ]]; then
@@ -266,6 +270,55 @@ stop_redis() {
     fi
     wait "$REDIS_PID" 2>/dev/null || true
     REDIS_PID=""
+}
+
+# ---------------------------------------------------------------------------------------------
+# Redis Cluster: three masters (no replicas) on loopback, the 16384 slots split between them
+# ---------------------------------------------------------------------------------------------
+
+start_cluster() {
+    local dir="$WORK_DIR/cluster" port
+    CLUSTER_T0="$(now)"
+    mkdir -p "$dir"
+    read -r -a CLUSTER_PORTS < <(free_ports 3) || true
+    [[ -n "${CLUSTER_PORTS[2]:-}" ]] || die "found no free TCP ports for the redis cluster"
+    for port in "${CLUSTER_PORTS[@]}"; do
+        mkdir -p "$dir/$port"
+        redis-server --bind 127.0.0.1 --port "$port" --dir "$dir/$port" --save '' --appendonly no --daemonize no \
+            --cluster-enabled yes --cluster-config-file "$dir/$port/nodes.conf" --cluster-node-timeout 5000 \
+            --logfile "$dir/$port/redis.log" </dev/null >/dev/null 2>&1 &
+        CLUSTER_PIDS+=($!)
+    done
+}
+
+# Joins the three into a cluster once they answer, and waits until every node says cluster_state:ok.
+wait_for_cluster() {
+    local dir="$WORK_DIR/cluster" port nodes=() deadline=$((SECONDS + SERVICE_TIMEOUT_REDIS))
+    for port in "${CLUSTER_PORTS[@]}"; do
+        nodes+=("127.0.0.1:$port")
+        until [[ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null </dev/null)" == PONG ]]; do
+            ((SECONDS < deadline)) || { KEEP_TMP=1; die "cluster node 127.0.0.1:$port did not answer PING within ${SERVICE_TIMEOUT_REDIS}s; see $dir/$port/redis.log"; }
+            sleep 0.1
+        done
+    done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes </dev/null >"$dir/create.log" 2>&1 \
+        || { KEEP_TMP=1; tail -n 20 "$dir/create.log" >&2; die "redis-cli --cluster create failed; see $dir/create.log"; }
+    for port in "${CLUSTER_PORTS[@]}"; do
+        until redis-cli -h 127.0.0.1 -p "$port" cluster info </dev/null 2>/dev/null | grep -q '^cluster_state:ok'; do
+            ((SECONDS < deadline)) || { KEEP_TMP=1; die "redis cluster not in cluster_state:ok on 127.0.0.1:$port within ${SERVICE_TIMEOUT_REDIS}s; see $dir"; }
+            sleep 0.2
+        done
+    done
+    export CONVEYOR_TEST_REDIS_CLUSTER="$(IFS=,; echo "${nodes[*]}")"
+    log "redis cluster ready on $CONVEYOR_TEST_REDIS_CLUSTER in $(elapsed "$CLUSTER_T0")s"
+}
+
+stop_cluster() {
+    local pid
+    for pid in "${CLUSTER_PIDS[@]}"; do
+        stop_pid "$pid" redis-cluster-node 5
+    done
+    CLUSTER_PIDS=()
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -585,10 +638,11 @@ stop_tree() {
 }
 
 stop_services() {
-    [[ -n "$REDIS_PID$RABBIT_PID$EPMD_PID$FAUXQS_PID$DYNALITE_PID${SENTINEL_PIDS[*]}" ]] || return 0
+    [[ -n "$REDIS_PID$RABBIT_PID$EPMD_PID$FAUXQS_PID$DYNALITE_PID${SENTINEL_PIDS[*]}${CLUSTER_PIDS[*]}" ]] || return 0
     local t0; t0="$(now)"
     stop_redis || true
     stop_sentinel || true
+    stop_cluster || true
     stop_rabbitmq || true
     stop_emulators || true
     log "services stopped in $(elapsed "$t0")s"
@@ -614,13 +668,15 @@ cleanup() {
 }
 
 start_services() {
-    local need_redis=0 need_rabbit=0 need_aws=0
+    local need_redis=0 need_rabbit=0 need_aws=0 need_cluster=0
     [[ -z "${CONVEYOR_TEST_REDIS:-}" ]] && need_redis=1
+    [[ -z "${CONVEYOR_TEST_REDIS_CLUSTER:-}" ]] && need_cluster=1
     [[ -z "${CONVEYOR_TEST_AMQP:-}" ]] && need_rabbit=1
     [[ -z "${CONVEYOR_TEST_SQS:-}" || -z "${CONVEYOR_TEST_DYNAMODB:-}" ]] && need_aws=1
     ((need_redis)) || log "using the caller's Redis at $CONVEYOR_TEST_REDIS"
     ((need_rabbit)) || log "using the caller's RabbitMQ at $CONVEYOR_TEST_AMQP"
-    ((need_redis || need_rabbit || need_aws)) || return 0
+    ((need_cluster)) || log "using the caller's Redis Cluster at $CONVEYOR_TEST_REDIS_CLUSTER"
+    ((need_redis || need_rabbit || need_aws || need_cluster)) || return 0
 
     install_packages
     WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/conveyor-test.XXXXXX")"
@@ -628,9 +684,11 @@ start_services() {
     ((need_rabbit)) && start_rabbitmq
     ((need_redis)) && start_redis
     if ((need_redis)) && [[ -z "${CONVEYOR_TEST_SENTINEL:-}" ]]; then start_sentinel; fi
+    ((need_cluster)) && start_cluster
     ((need_aws)) && start_emulators
     ((need_rabbit)) && wait_for_rabbitmq
     if ((${#SENTINEL_PORTS[@]})); then wait_for_sentinel; fi
+    if ((${#CLUSTER_PORTS[@]})); then wait_for_cluster; fi
     return 0
 }
 

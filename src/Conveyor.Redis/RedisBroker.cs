@@ -47,6 +47,8 @@ public sealed class RedisBroker : IBroker
     private readonly HashSet<RedisMessageConsumer> _consumers = [];
     private readonly AsyncSignal _delayedPublished = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueKeys> _queueKeys = new(StringComparer.Ordinal);
+    private RedisKeys? _keys;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _notedQueues = new(StringComparer.Ordinal);
     private bool _disposed;
 
     /// <summary>Creates a broker. It does no I/O until used.</summary>
@@ -63,7 +65,6 @@ public sealed class RedisBroker : IBroker
         Options = options;
         Time = timeProvider ?? TimeProvider.System;
         Logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<RedisBroker>();
-        Keys = new RedisKeys(options.KeyPrefix, options.DelayedTasksKey);
     }
 
     /// <inheritdoc/>
@@ -77,7 +78,8 @@ public sealed class RedisBroker : IBroker
 
     internal ILogger Logger { get; }
 
-    internal RedisKeys Keys { get; }
+    /// <summary>The key layout, settled at first use (the multiplexer is connected by then; constructors do no I/O and touch no connection).</summary>
+    internal RedisKeys Keys => _keys ??= RedisClusterMode.KeysFor(_multiplexer, Options);
 
     internal IDatabase Database => _multiplexer.GetDatabase();
 
@@ -120,6 +122,28 @@ public sealed class RedisBroker : IBroker
 
     internal sealed record QueueKeys(RedisValue Name, RedisKey List, RedisKey PriorityLevels, RedisValue Scope);
 
+    /// <summary>
+    /// On a cluster the queues set is in another slot than the queue's keys, so it is not in the push script: each
+    /// process adds a queue to it once (its consumers' heartbeats add it again).
+    /// </summary>
+    internal async Task NoteQueueAsync(string queue)
+    {
+        if (_notedQueues.Count < 10_000 && !_notedQueues.TryAdd(queue, 0))
+        {
+            return;
+        }
+
+        try
+        {
+            await Database.SetAddAsync(Keys.Queues, queue).ConfigureAwait(false);
+        }
+        catch
+        {
+            _notedQueues.TryRemove(queue, out _);
+            throw;
+        }
+    }
+
     /// <summary>Set when this process publishes a delayed message, so that its movers can look sooner than their interval.</summary>
     internal AsyncSignal DelayedPublished => _delayedPublished;
 
@@ -136,7 +160,7 @@ public sealed class RedisBroker : IBroker
         {
             // machinery's member is the JSON and its re-publisher reads the queue from RoutingKey; a body that does
             // not route itself to this queue waits in the queue's own delayed set instead.
-            var set = RoutesTo(message.Body.Span, queue) ? Keys.Delayed : Keys.PrivateDelayed(queue);
+            var set = RoutesTo(message.Body.Span, queue) ? Keys.DelayedFor(queue) : Keys.PrivateDelayed(queue);
             var add = db.SortedSetAddAsync(set, message.Body, RedisTime.ToUnixNanoseconds(eta));
             var note = db.SetAddAsync(Keys.Queues, queue);
             await add.ConfigureAwait(false);
@@ -151,8 +175,13 @@ public sealed class RedisBroker : IBroker
         RedisKey target = level == 0 ? Keys.Queue(queue) : Keys.PriorityListPrefix(queue) + levelText;
         await db.ScriptEvaluateAsync(
             RedisScripts.Publish,
-            [target, Keys.PriorityLevels(queue), Keys.Queues],
-            [message.Body, Keys.QueueScope(queue), queue, levelText]).ConfigureAwait(false);
+            Keys.PublishKeys(target, queue),
+            [message.Body, queue, levelText]).ConfigureAwait(false);
+        if (Keys.Cluster)
+        {
+            await NoteQueueAsync(queue).ConfigureAwait(false);
+        }
+
         await ReplicaAcknowledgement.WaitAsync(db, Options).ConfigureAwait(false);
     }
 
@@ -188,15 +217,26 @@ public sealed class RedisBroker : IBroker
         ArgumentException.ThrowIfNullOrEmpty(queue);
         var counts = (RedisResult[])(await Database.ScriptEvaluateAsync(
             RedisScripts.Statistics,
-            [Keys.Queue(queue), Keys.PriorityLevels(queue), Keys.PrivateDelayed(queue), Keys.Consumers(queue), Keys.DeadLetterCounts],
-            [Keys.PriorityListPrefix(queue), Keys.QueueScope(queue) + "inflight:", queue]).ConfigureAwait(false))!;
+            Keys.Cluster
+                ? [Keys.Queue(queue), Keys.PriorityLevels(queue), Keys.PrivateDelayed(queue), Keys.Consumers(queue), Keys.DelayedFor(queue)]
+                : [Keys.Queue(queue), Keys.PriorityLevels(queue), Keys.PrivateDelayed(queue), Keys.Consumers(queue), Keys.DeadLetterCounts],
+            [Keys.PriorityListPrefix(queue), Keys.QueueScope(queue) + "inflight:", queue, Keys.Cluster ? "1" : "0"]).ConfigureAwait(false))!;
         var delayed = (long)counts[1];
-        await foreach (var _ in DelayedMembersOfAsync(queue, cancellationToken).ConfigureAwait(false))
+        var dead = (long)counts[3];
+        if (Keys.Cluster)
         {
-            delayed++;
+            // The queue's own delayed set was counted in the script; the dead-letter counts live in their own slot.
+            dead = (long?)await Database.HashGetAsync(Keys.DeadLetterCounts, queue).ConfigureAwait(false) ?? 0;
+        }
+        else
+        {
+            await foreach (var _ in DelayedMembersOfAsync(queue, cancellationToken).ConfigureAwait(false))
+            {
+                delayed++;
+            }
         }
 
-        return new QueueStatistics(queue, (long)counts[0], delayed, (long)counts[2], Math.Max(0, (long)counts[3]));
+        return new QueueStatistics(queue, (long)counts[0], delayed, (long)counts[2], Math.Max(0, dead));
     }
 
     /// <inheritdoc/>
@@ -213,8 +253,14 @@ public sealed class RedisBroker : IBroker
         var db = Database;
         var removed = (long)await db.ScriptEvaluateAsync(
             RedisScripts.Purge,
-            [Keys.Queue(queue), Keys.PriorityLevels(queue), Keys.PrivateDelayed(queue)],
+            Keys.Cluster
+                ? [Keys.Queue(queue), Keys.PriorityLevels(queue), Keys.PrivateDelayed(queue), Keys.Deaths(queue), Keys.DelayedFor(queue)]
+                : [Keys.Queue(queue), Keys.PriorityLevels(queue), Keys.PrivateDelayed(queue), Keys.Deaths(queue)],
             [Keys.PriorityListPrefix(queue)]).ConfigureAwait(false);
+        if (Keys.Cluster)
+        {
+            return removed; // the queue's own delayed set went in the script
+        }
 
         // machinery's delayed set is shared by every queue: remove this queue's members one by one (a member
         // moved meanwhile by a mover is simply not removed).
@@ -266,6 +312,11 @@ public sealed class RedisBroker : IBroker
         if (maxCount <= 0)
         {
             return 0;
+        }
+
+        if (Keys.Cluster)
+        {
+            return await RedisClusterDeadLetters.RequeueAsync(this, maxCount).ConfigureAwait(false);
         }
 
         return (int)await Database.ScriptEvaluateAsync(

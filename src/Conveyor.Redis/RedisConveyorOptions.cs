@@ -99,7 +99,9 @@ public sealed class RedisConveyorOptions
     /// <summary>
     /// Whether waiting for a result listens to Redis keyspace notifications of the state key instead of
     /// Conveyor's own channel, so that states written by Go machinery (a plain <c>SET</c>) are pushed too. Needs
-    /// <c>notify-keyspace-events</c> with <c>K$</c> (or <c>KA</c>) on the server.
+    /// <c>notify-keyspace-events</c> with <c>K$</c> (or <c>KA</c>) on the server. Not for Redis Cluster, whose
+    /// keyspace events stay on the node that holds the key (and no Go worker shares a cluster anyway): a wait there
+    /// would only end at its time limit.
     /// </summary>
     /// <value>The default value is <see langword="false"/> (Conveyor's writers publish on <c>conveyor:state:{task id}</c>).</value>
     public bool UseKeyspaceNotifications { get; set; }
@@ -114,6 +116,17 @@ public sealed class RedisConveyorOptions
     /// <value>The default value is 0 (no waiting, machinery's behaviour).</value>
     [Range(0, 16)]
     public int WaitForReplicas { get; set; }
+
+    /// <summary>
+    /// Whether Redis is a Redis Cluster, whose scripts may only touch keys of one hash slot: then every key a script
+    /// touches is in its queue's slot (or its group's), and delayed messages wait in a set per queue instead of
+    /// machinery's one global <c>delayed_tasks</c> (the one layout difference from machinery, which has no cluster
+    /// support). <see langword="null"/> asks the connection: a server that runs in cluster mode
+    /// (StackExchange.Redis's <c>ServerType.Cluster</c>, from <c>CLUSTER NODES</c> at connect time) is one.
+    /// URL form: <c>?cluster=true</c>.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/> (detected from the server).</value>
+    public bool? Cluster { get; set; }
 
     /// <summary>How long a write waits for <see cref="WaitForReplicas"/> replicas before it fails (and is retried or redelivered). URL form: <c>?wait_timeout=1</c> (seconds).</summary>
     /// <value>The default value is 1 second.</value>

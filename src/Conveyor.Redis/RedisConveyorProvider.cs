@@ -32,6 +32,7 @@ internal sealed class RedisConveyorProvider(IEnumerable<IConfigureOptions<RedisC
         "rediss://… (TLS)",
         "redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/master-name[/db]",
         "…?visibility_timeout=6&heartbeat_interval=2&result_ttl=3600&key_prefix=app1:&ca=/path/ca.pem (seconds; ca: a private CA for rediss://)",
+        "redis://node:7000 on a Redis Cluster: its layout is detected; ?cluster=true forces it",
     ];
 
     public async ValueTask ConnectAsync(string url, IServiceProvider services, CancellationToken cancellationToken = default)

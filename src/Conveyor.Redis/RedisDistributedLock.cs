@@ -29,6 +29,7 @@ public sealed class RedisDistributedLock : IDistributedLock
         _ = timeProvider;
         _ = loggerFactory;
         _multiplexer = multiplexer;
+        // A lock's keys are the same on a cluster (each lock's in its own slot): no need to ask the connection.
         _keys = new RedisKeys(options.KeyPrefix, options.DelayedTasksKey);
     }
 

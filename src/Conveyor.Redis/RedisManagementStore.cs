@@ -68,13 +68,11 @@ public sealed class RedisManagementStore : IManagementStore
     private static readonly TimeSpan FallbackRead = TimeSpan.FromSeconds(5);
 
     private readonly IConnectionMultiplexer _multiplexer;
-    private readonly RedisKeys _keys;
+    private readonly RedisConveyorOptions _options;
+    private RedisKeys? _layout;
     private readonly TimeProvider _time;
     private readonly bool _ownsBroker;
     private readonly Lock _gate = new();
-    private readonly RedisKey _revoked;
-    private readonly RedisKey _revokedExpiry;
-    private readonly RedisKey _revokedSeq;
     private readonly RedisKey _paused;
     private readonly RedisKey _workers;
     private readonly RedisKey _workersAlive;
@@ -94,14 +92,11 @@ public sealed class RedisManagementStore : IManagementStore
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         _multiplexer = multiplexer;
-        _keys = new RedisKeys(options.KeyPrefix, options.DelayedTasksKey);
         _time = timeProvider ?? TimeProvider.System;
         _ownsBroker = ownsBroker;
         Retention = options.ResultTtl;
+        _options = options;
         var prefix = options.KeyPrefix;
-        _revoked = prefix + "conveyor:revoked";
-        _revokedExpiry = prefix + "conveyor:revoked_expiry";
-        _revokedSeq = prefix + "conveyor:revoked_seq";
         _paused = prefix + "conveyor:paused";
         _workers = prefix + "conveyor:workers";
         _workersAlive = prefix + "conveyor:workers_alive";
@@ -116,6 +111,9 @@ public sealed class RedisManagementStore : IManagementStore
     public TimeSpan Retention { get; }
 
     private IDatabase Db => _multiplexer.GetDatabase();
+
+    /// <summary>The key layout, settled at first use (constructors touch no connection).</summary>
+    private RedisKeys Keys => _layout ??= RedisClusterMode.KeysFor(_multiplexer, _options);
 
     private long NowMs => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
@@ -242,8 +240,8 @@ public sealed class RedisManagementStore : IManagementStore
 
             await db.ScriptEvaluateAsync(
                 RedisScripts.Publish,
-                [_keys.Queue(queue), _keys.PriorityLevels(queue), _keys.Queues],
-                [body.ToArray(), _keys.QueueScope(queue), queue, "0"]).ConfigureAwait(false);
+                Keys.PublishKeys(Keys.Queue(queue), queue),
+                [body.ToArray(), queue, "0"]).ConfigureAwait(false);
             moved++;
         }
 
@@ -255,52 +253,93 @@ public sealed class RedisManagementStore : IManagementStore
     {
         ArgumentNullException.ThrowIfNull(query);
         var db = Db;
-        var cursor = query.After is { Length: > 0 } after && long.TryParse(after, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) ? parsed : 0L;
-        var pattern = _keys.Prefix + "task_*";
+
+        // On a cluster each master SCANs its own keys: the cursor is "master index:that master's cursor", the masters
+        // in endpoint order. On a single Redis, one SCAN cursor as it is.
+        var masters = Keys.Cluster
+            ? _multiplexer.GetServers().Where(server => !server.IsReplica).OrderBy(server => server.EndPoint.ToString(), StringComparer.Ordinal).ToArray()
+            : null;
+        var node = 0;
+        var cursor = 0L;
+        if (query.After is { Length: > 0 } after)
+        {
+            var colon = after.IndexOf(':', StringComparison.Ordinal);
+            if (masters is not null && colon > 0 && int.TryParse(after.AsSpan(0, colon), NumberStyles.None, CultureInfo.InvariantCulture, out var parsedNode))
+            {
+                node = parsedNode;
+                after = after[(colon + 1)..];
+            }
+
+            cursor = long.TryParse(after, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) ? parsed : 0L;
+        }
+
+        var pattern = Keys.Prefix + "task_*";
         var found = new List<TaskSummary>();
 
         // SCAN pages until the page is full or the pass ends; a bounded number per call, so a huge keyspace
         // answers with a cursor rather than a long stall.
         for (var round = 0; round < 50; round++)
         {
-            var reply = (RedisResult[])(await db.ExecuteAsync("SCAN", cursor.ToString(CultureInfo.InvariantCulture), "MATCH", pattern, "COUNT", "500").ConfigureAwait(false))!;
-            cursor = long.Parse((string)reply[0]!, CultureInfo.InvariantCulture);
-            var keys = ((RedisResult[])reply[1]!).Select(k => (RedisKey)(string)k!).ToArray();
-            if (keys.Length > 0)
+            if (masters is not null && node >= masters.Length)
             {
-                var values = await db.StringGetAsync(keys).ConfigureAwait(false);
-                foreach (var value in values)
+                break;
+            }
+
+            RedisValue[] values;
+            if (masters is null)
+            {
+                var reply = (RedisResult[])(await db.ExecuteAsync("SCAN", cursor.ToString(CultureInfo.InvariantCulture), "MATCH", pattern, "COUNT", "500").ConfigureAwait(false))!;
+                cursor = long.Parse((string)reply[0]!, CultureInfo.InvariantCulture);
+                var keys = ((RedisResult[])reply[1]!).Select(k => (RedisKey)(string)k!).ToArray();
+                values = keys.Length > 0 ? await db.StringGetAsync(keys).ConfigureAwait(false) : [];
+            }
+            else
+            {
+                var reply = (RedisResult[])(await masters[node].ExecuteAsync("SCAN", cursor.ToString(CultureInfo.InvariantCulture), "MATCH", pattern, "COUNT", "500").ConfigureAwait(false))!;
+                cursor = long.Parse((string)reply[0]!, CultureInfo.InvariantCulture);
+                values = await Task.WhenAll(((RedisResult[])reply[1]!).Select(k => db.StringGetAsync((string)k!))).ConfigureAwait(false);
+                if (cursor == 0)
                 {
-                    if (value.IsNull)
-                    {
-                        continue;
-                    }
-
-                    TaskStateRecord state;
-                    try
-                    {
-                        state = Serialization.WireFormat.DeserializeState(((ReadOnlyMemory<byte>)value).Span);
-                    }
-                    catch (WireFormatException)
-                    {
-                        continue; // not a state (another key that starts with task_)
-                    }
-
-                    if (query.Matches(state))
-                    {
-                        found.Add(TaskSummary.FromState(state));
-                    }
+                    node++; // this master's pass ended: the next one's starts
                 }
             }
 
-            if (cursor == 0 || found.Count >= query.Limit)
+            foreach (var value in values)
+            {
+                if (value.IsNull)
+                {
+                    continue;
+                }
+
+                TaskStateRecord state;
+                try
+                {
+                    state = Serialization.WireFormat.DeserializeState(((ReadOnlyMemory<byte>)value).Span);
+                }
+                catch (WireFormatException)
+                {
+                    continue; // not a state (another key that starts with task_)
+                }
+
+                if (query.Matches(state))
+                {
+                    found.Add(TaskSummary.FromState(state));
+                }
+            }
+
+            var passEnded = masters is null ? cursor == 0 : node >= masters.Length;
+            if (passEnded || found.Count >= query.Limit)
             {
                 break;
             }
         }
 
         // A SCAN page cannot be split: a page holds everything its SCAN calls found (it may exceed the limit).
-        return new TaskPage(found, cursor == 0 ? null : cursor.ToString(CultureInfo.InvariantCulture));
+        var more = masters is null ? cursor != 0 : node < masters.Length;
+        var next = masters is null
+            ? cursor.ToString(CultureInfo.InvariantCulture)
+            : node.ToString(CultureInfo.InvariantCulture) + ":" + cursor.ToString(CultureInfo.InvariantCulture);
+        return new TaskPage(found, more ? next : null);
     }
 
     /// <inheritdoc/>
@@ -313,7 +352,7 @@ public sealed class RedisManagementStore : IManagementStore
         }
 
         RedisValue[] args = [NowMs, (long)Retention.TotalMilliseconds, (string)_channel!, .. taskIds.Select(id => (RedisValue)id)];
-        await Db.ScriptEvaluateAsync(RevokeScript, [_revoked, _revokedExpiry, _revokedSeq], args).ConfigureAwait(false);
+        await Db.ScriptEvaluateAsync(RevokeScript, [Keys.Revoked, Keys.RevokedExpiry, Keys.RevokedSequence], args).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
@@ -336,7 +375,7 @@ public sealed class RedisManagementStore : IManagementStore
         var cursor = after == long.MaxValue ? 0 : after;
         if (after != long.MaxValue)
         {
-            var entries = await db.SortedSetRangeByScoreWithScoresAsync(_revoked, after, double.PositiveInfinity, Exclude.Start, take: 10_000).ConfigureAwait(false);
+            var entries = await db.SortedSetRangeByScoreWithScoresAsync(Keys.Revoked, after, double.PositiveInfinity, Exclude.Start, take: 10_000).ConfigureAwait(false);
             foreach (var entry in entries)
             {
                 revoked.Add((string)entry.Element!);
@@ -427,13 +466,13 @@ public sealed class RedisManagementStore : IManagementStore
     public async ValueTask<string?> ClaimUniqueAsync(string key, string taskId, TimeSpan ttl, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(key);
-        var holder = await Db.ScriptEvaluateAsync(ClaimUniqueScript, [(RedisKey)(_keys.Prefix + "conveyor:" + key)], [taskId, (long)Math.Ceiling(ttl.TotalMilliseconds)]).ConfigureAwait(false);
+        var holder = await Db.ScriptEvaluateAsync(ClaimUniqueScript, [(RedisKey)(Keys.Prefix + "conveyor:" + key)], [taskId, (long)Math.Ceiling(ttl.TotalMilliseconds)]).ConfigureAwait(false);
         return holder.IsNull ? null : (string?)holder;
     }
 
     /// <inheritdoc/>
     public async ValueTask ReleaseUniqueAsync(string key, string taskId, CancellationToken cancellationToken = default) =>
-        await Db.ScriptEvaluateAsync(ReleaseUniqueScript, [(RedisKey)(_keys.Prefix + "conveyor:" + key)], [taskId]).ConfigureAwait(false);
+        await Db.ScriptEvaluateAsync(ReleaseUniqueScript, [(RedisKey)(Keys.Prefix + "conveyor:" + key)], [taskId]).ConfigureAwait(false);
 
     /// <inheritdoc/>
     public async ValueTask<TokenReservation> ReserveTokenAsync(string bucket, double ratePerSecond, int burst, TimeSpan maxWait, CancellationToken cancellationToken = default)
@@ -441,7 +480,7 @@ public sealed class RedisManagementStore : IManagementStore
         ArgumentException.ThrowIfNullOrEmpty(bucket);
         var reply = (RedisResult[])(await Db.ScriptEvaluateAsync(
             ReserveTokenScript,
-            [(RedisKey)(_keys.Prefix + "conveyor:" + bucket)],
+            [(RedisKey)(Keys.Prefix + "conveyor:" + bucket)],
             [(ratePerSecond / 1000).ToString("R", CultureInfo.InvariantCulture), burst, (long)maxWait.TotalMilliseconds]).ConfigureAwait(false))!;
         return new TokenReservation((long)reply[0] == 1, TimeSpan.FromMilliseconds((long)reply[1]));
     }
@@ -481,21 +520,21 @@ public sealed class RedisManagementStore : IManagementStore
         switch (state)
         {
             case ManagedTaskState.Pending:
-                foreach (var level in await db.SortedSetRangeByRankAsync(_keys.PriorityLevels(queue), 0, -1, Order.Descending).ConfigureAwait(false))
+                foreach (var level in await db.SortedSetRangeByRankAsync(Keys.PriorityLevels(queue), 0, -1, Order.Descending).ConfigureAwait(false))
                 {
-                    sources.Add((_keys.PriorityListPrefix(queue) + (string)level!, SourceKind.List, null));
+                    sources.Add((Keys.PriorityListPrefix(queue) + (string)level!, SourceKind.List, null));
                 }
 
-                sources.Add((_keys.Queue(queue), SourceKind.List, null));
+                sources.Add((Keys.Queue(queue), SourceKind.List, null));
                 break;
             case ManagedTaskState.Scheduled:
-                sources.Add((_keys.Delayed, SourceKind.SharedDelayed, null));
-                sources.Add((_keys.PrivateDelayed(queue), SourceKind.Set, null));
+                sources.Add((Keys.DelayedFor(queue), SourceKind.SharedDelayed, null));
+                sources.Add((Keys.PrivateDelayed(queue), SourceKind.Set, null));
                 break;
             case ManagedTaskState.Active:
-                foreach (var consumer in (await db.SetMembersAsync(_keys.Consumers(queue)).ConfigureAwait(false)).Select(c => (string)c!).Order(StringComparer.Ordinal))
+                foreach (var consumer in (await db.SetMembersAsync(Keys.Consumers(queue)).ConfigureAwait(false)).Select(c => (string)c!).Order(StringComparer.Ordinal))
                 {
-                    sources.Add((_keys.InFlight(queue, consumer), SourceKind.List, consumer));
+                    sources.Add((Keys.InFlight(queue, consumer), SourceKind.List, consumer));
                 }
 
                 break;
@@ -513,7 +552,7 @@ public sealed class RedisManagementStore : IManagementStore
     {
         var needle = Encoding.UTF8.GetBytes(taskId);
         var db = Db;
-        var queues = (await db.SetMembersAsync(_keys.Queues).ConfigureAwait(false)).Select(q => (string)q!).Order(StringComparer.Ordinal).ToList();
+        var queues = (await db.SetMembersAsync(Keys.Queues).ConfigureAwait(false)).Select(q => (string)q!).Order(StringComparer.Ordinal).ToList();
         foreach (var queue in queues)
         {
             foreach (var state in (ManagedTaskState[])[ManagedTaskState.Pending, ManagedTaskState.Scheduled, ManagedTaskState.Active])

@@ -31,7 +31,7 @@ namespace Conveyor.Redis;
 /// machinery's: <c>ChordTriggered</c> in the group meta, set under machinery's <c>TriggerChordMutex</c>.
 /// </para>
 /// </remarks>
-public sealed class RedisResultBackend : IResultBackend
+public sealed partial class RedisResultBackend : IResultBackend
 {
     private const int ChordMutexTries = 32;
     private static readonly TimeSpan SubscriptionLinger = TimeSpan.FromSeconds(5);
@@ -40,7 +40,7 @@ public sealed class RedisResultBackend : IResultBackend
 
     private readonly IConnectionMultiplexer _multiplexer;
     private readonly RedisConveyorOptions _options;
-    private readonly RedisKeys _keys;
+    private RedisKeys? _layout;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private const int MaxRememberedCreatedAt = 100_000;
@@ -72,12 +72,11 @@ public sealed class RedisResultBackend : IResultBackend
         options.Validate();
         _multiplexer = multiplexer;
         _options = options;
-        _keys = new RedisKeys(options.KeyPrefix, options.DelayedTasksKey);
         _time = timeProvider ?? TimeProvider.System;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<RedisResultBackend>();
         _ttlSeconds = (long)Math.Ceiling(options.ResultTtl.TotalSeconds);
         _ttlMilliseconds = (long)Math.Ceiling(options.ResultTtl.TotalMilliseconds);
-        _stateChannelPrefix = _keys.StateChannel(string.Empty);
+        _stateChannelPrefix = options.KeyPrefix + RedisKeys.StateChannelPrefix;
     }
 
     /// <inheritdoc/>
@@ -85,6 +84,9 @@ public sealed class RedisResultBackend : IResultBackend
         ResultBackendCapabilities.ChangeNotifications | ResultBackendCapabilities.ResultExpiry | ResultBackendCapabilities.Distributed;
 
     private IDatabase Database => _multiplexer.GetDatabase();
+
+    /// <summary>The key layout, settled at first use (constructors touch no connection).</summary>
+    private RedisKeys Keys => _layout ??= RedisClusterMode.KeysFor(_multiplexer, _options);
 
     /// <inheritdoc/>
     public async ValueTask SetStateAsync(TaskStateRecord state, CancellationToken cancellationToken = default)
@@ -95,8 +97,8 @@ public sealed class RedisResultBackend : IResultBackend
         var ttl = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
         await Database.ScriptEvaluateAsync(
             RedisScripts.SetState,
-            [_keys.State(state.TaskId), _keys.Watched],
-            [head, createdAt, tail, ttl, _options.UseKeyspaceNotifications ? string.Empty : _keys.StateChannel(state.TaskId), state.State.ToWireName()]).ConfigureAwait(false);
+            [Keys.State(state.TaskId), Keys.WatchedFor(state.TaskId)],
+            [head, createdAt, tail, ttl, _options.UseKeyspaceNotifications ? string.Empty : Keys.StateChannel(state.TaskId), state.State.ToWireName()]).ConfigureAwait(false);
         await ReplicaAcknowledgement.WaitAsync(Database, _options).ConfigureAwait(false);
     }
 
@@ -115,20 +117,26 @@ public sealed class RedisResultBackend : IResultBackend
             return;
         }
 
+        if (Keys.Cluster)
+        {
+            await SetEachAsync(states).ConfigureAwait(false);
+            return;
+        }
+
         var keys = new RedisKey[states.Count + 1];
-        keys[0] = _keys.Watched;
+        keys[0] = Keys.Watched;
         var values = new RedisValue[states.Count * 6];
         for (var i = 0; i < states.Count; i++)
         {
             var state = states[i];
             var (head, createdAt, tail) = SplitAtCreatedAt(WireFormat.SerializeState(state));
-            keys[i + 1] = _keys.State(state.TaskId);
+            keys[i + 1] = Keys.State(state.TaskId);
             var a = i * 6;
             values[a] = head;
             values[a + 1] = createdAt;
             values[a + 2] = tail;
             values[a + 3] = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
-            values[a + 4] = _options.UseKeyspaceNotifications ? string.Empty : _keys.StateChannel(state.TaskId);
+            values[a + 4] = _options.UseKeyspaceNotifications ? string.Empty : Keys.StateChannel(state.TaskId);
             values[a + 5] = state.State.ToWireName();
         }
 
@@ -148,6 +156,12 @@ public sealed class RedisResultBackend : IResultBackend
         ArgumentNullException.ThrowIfNull(batch);
         if (batch.Count == 0)
         {
+            return;
+        }
+
+        if (Keys.Cluster)
+        {
+            await ClusterSettleAsync(batch).ConfigureAwait(false);
             return;
         }
 
@@ -184,9 +198,9 @@ public sealed class RedisResultBackend : IResultBackend
 
         var keys = new RedisKey[keyCount];
         var values = new RedisValue[valueCount];
-        keys[0] = _keys.Watched;
+        keys[0] = Keys.Watched;
         values[0] = _options.UseKeyspaceNotifications ? string.Empty : _stateChannelPrefix;
-        values[1] = _keys.Prefix.Length;
+        values[1] = Keys.Prefix.Length;
         var k = 1;
         var v = 2;
         List<RedisDelivery>? acknowledged = null;
@@ -215,7 +229,7 @@ public sealed class RedisResultBackend : IResultBackend
                 if (!ReferenceEquals(state.TaskId, lastTaskId))
                 {
                     // A task's RECEIVED and STARTED come together: one key string for both.
-                    lastKey = _keys.State(state.TaskId);
+                    lastKey = Keys.State(state.TaskId);
                     lastTaskId = state.TaskId;
                 }
 
@@ -303,6 +317,13 @@ public sealed class RedisResultBackend : IResultBackend
     {
         ArgumentNullException.ThrowIfNull(broker);
         ArgumentNullException.ThrowIfNull(batch);
+        if (Keys.Cluster)
+        {
+            // Each state and each message is in a slot of its own: the PENDING states first, then the messages.
+            await DefaultEnqueueAsync(broker, batch, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         if (broker is not RedisBroker redis || !redis.Uses(_multiplexer))
         {
             // Another broker (RabbitMQ, SQS): the PENDING states in one script, then the messages.
@@ -329,10 +350,10 @@ public sealed class RedisResultBackend : IResultBackend
 
         var keys = new RedisKey[immediate * 3 + 2];
         var values = new RedisValue[immediate * 7 + 2];
-        keys[0] = _keys.Watched;
+        keys[0] = Keys.Watched;
         keys[1] = redis.Keys.Queues;
         values[0] = _options.UseKeyspaceNotifications ? string.Empty : _stateChannelPrefix;
-        values[1] = _keys.Prefix.Length;
+        values[1] = Keys.Prefix.Length;
         var k = 2;
         var v = 2;
         for (var i = 0; i < batch.Count; i++)
@@ -345,7 +366,7 @@ public sealed class RedisResultBackend : IResultBackend
             var item = batch[i];
             var state = item.State;
             var queue = redis.KeysOf(item.Message.Queue);
-            keys[k++] = _keys.State(state.TaskId);
+            keys[k++] = Keys.State(state.TaskId);
             keys[k++] = targets[i];
             keys[k++] = queue.PriorityLevels;
             values[v++] = WireFormat.SerializeState(state);
@@ -377,13 +398,13 @@ public sealed class RedisResultBackend : IResultBackend
     {
         var keys = new RedisKey[batch.Count + 1];
         var values = new RedisValue[batch.Count * 3 + 2];
-        keys[0] = _keys.Watched;
+        keys[0] = Keys.Watched;
         values[0] = _options.UseKeyspaceNotifications ? string.Empty : _stateChannelPrefix;
-        values[1] = _keys.Prefix.Length;
+        values[1] = Keys.Prefix.Length;
         for (var i = 0; i < batch.Count; i++)
         {
             var state = batch[i].State;
-            keys[i + 1] = _keys.State(state.TaskId);
+            keys[i + 1] = Keys.State(state.TaskId);
             values[2 + i * 3] = WireFormat.SerializeState(state);
             values[3 + i * 3] = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
             values[4 + i * 3] = state.State.ToWireName();
@@ -413,7 +434,7 @@ public sealed class RedisResultBackend : IResultBackend
     public async ValueTask<TaskStateRecord?> GetStateAsync(string taskId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(taskId);
-        using var value = await Database.StringGetLeaseAsync(_keys.State(taskId)).ConfigureAwait(false);
+        using var value = await Database.StringGetLeaseAsync(Keys.State(taskId)).ConfigureAwait(false);
         return value is null ? null : WireFormat.DeserializeState(value.Span);
     }
 
@@ -429,7 +450,12 @@ public sealed class RedisResultBackend : IResultBackend
         var keys = new RedisKey[taskIds.Count];
         for (var i = 0; i < keys.Length; i++)
         {
-            keys[i] = _keys.State(taskIds[i]);
+            keys[i] = Keys.State(taskIds[i]);
+        }
+
+        if (Keys.Cluster)
+        {
+            return await GetEachAsync(keys).ConfigureAwait(false);
         }
 
         // One MGET, as machinery's GetGroupStates does.
@@ -448,14 +474,14 @@ public sealed class RedisResultBackend : IResultBackend
     {
         ArgumentNullException.ThrowIfNull(meta);
         var ttl = meta.Ttl > 0 ? TimeSpan.FromSeconds(meta.Ttl) : TimeSpan.FromSeconds((long)_ttlSeconds);
-        await Database.StringSetAsync(_keys.GroupMeta(meta.GroupId), WireFormat.SerializeGroupMeta(meta), ttl).ConfigureAwait(false);
+        await Database.StringSetAsync(Keys.GroupMeta(meta.GroupId), WireFormat.SerializeGroupMeta(meta), ttl).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
     public async ValueTask<GroupMeta?> GetGroupMetaAsync(string groupId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(groupId);
-        using var value = await Database.StringGetLeaseAsync(_keys.GroupMeta(groupId)).ConfigureAwait(false);
+        using var value = await Database.StringGetLeaseAsync(Keys.GroupMeta(groupId)).ConfigureAwait(false);
         return value is null ? null : WireFormat.DeserializeGroupMeta(value.Span);
     }
 
@@ -466,8 +492,8 @@ public sealed class RedisResultBackend : IResultBackend
         ArgumentException.ThrowIfNullOrEmpty(taskId);
         var result = (RedisResult[])(await Database.ScriptEvaluateAsync(
             RedisScripts.CompleteGroupMember,
-            [_keys.GroupMembers(groupId), _keys.GroupProgress(groupId), _keys.GroupTraces(groupId), _keys.GroupMeta(groupId), _keys.GroupMemberIds(groupId)],
-            [taskId, succeeded ? "1" : "0", _ttlMilliseconds, traceParent ?? string.Empty, _keys.Prefix]).ConfigureAwait(false))!;
+            [Keys.GroupMembers(groupId), Keys.GroupProgress(groupId), Keys.GroupTraces(groupId), Keys.GroupMeta(groupId), Keys.GroupMemberIds(groupId)],
+            [taskId, succeeded ? "1" : "0", _ttlMilliseconds, traceParent ?? string.Empty, Keys.Prefix, Keys.Cluster ? "1" : "0"]).ConfigureAwait(false))!;
         return new GroupCompletion((int)result[0], (int)result[1], (long)result[2] == 1, (long)result[3] == 1);
     }
 
@@ -485,7 +511,7 @@ public sealed class RedisResultBackend : IResultBackend
         {
             var outcome = (long)(await Database.ScriptEvaluateAsync(
                 RedisScripts.ClaimChord,
-                [_keys.ChordMutex, _keys.GroupMeta(groupId), _keys.GroupProgress(groupId)],
+                [Keys.ChordMutexFor(groupId), Keys.GroupMeta(groupId), Keys.GroupProgress(groupId)],
                 [claimantId, _ttlSeconds, _ttlMilliseconds]).ConfigureAwait(false));
             switch (outcome)
             {
@@ -526,7 +552,7 @@ public sealed class RedisResultBackend : IResultBackend
 
         var values = (RedisResult[])(await Database.ScriptEvaluateAsync(
             RedisScripts.GroupTraceParents,
-            [_keys.GroupTraces(groupId)],
+            [Keys.GroupTraces(groupId)],
             [maxCount]).ConfigureAwait(false))!;
         var traceParents = new string[values.Length];
         for (var i = 0; i < values.Length; i++)
@@ -543,7 +569,7 @@ public sealed class RedisResultBackend : IResultBackend
         ArgumentException.ThrowIfNullOrEmpty(groupId);
         await Database.ScriptEvaluateAsync(
             RedisScripts.MarkChordTriggered,
-            [_keys.GroupProgress(groupId), _keys.GroupMeta(groupId)],
+            [Keys.GroupProgress(groupId), Keys.GroupMeta(groupId)],
             [_ttlMilliseconds]).ConfigureAwait(false);
     }
 
@@ -588,17 +614,24 @@ public sealed class RedisResultBackend : IResultBackend
     }
 
     /// <inheritdoc/>
+    public async ValueTask<int?> CountRedeliveryAsync(string taskId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        return (int)(long)await Database.ScriptEvaluateAsync(RedisScripts.CountRedelivery, [Keys.Redeliveries(taskId)], [_ttlMilliseconds]).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
     public async ValueTask DeleteStateAsync(string taskId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(taskId);
-        await Database.KeyDeleteAsync(_keys.State(taskId)).ConfigureAwait(false);
+        await Database.KeyDeleteAsync(Keys.State(taskId)).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
     public async ValueTask DeleteGroupAsync(string groupId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(groupId);
-        await Database.KeyDeleteAsync([_keys.GroupMeta(groupId), _keys.GroupMembers(groupId), _keys.GroupProgress(groupId), _keys.GroupTraces(groupId), _keys.GroupMemberIds(groupId)]).ConfigureAwait(false);
+        await Database.KeyDeleteAsync([Keys.GroupMeta(groupId), Keys.GroupMembers(groupId), Keys.GroupProgress(groupId), Keys.GroupTraces(groupId), Keys.GroupMemberIds(groupId)]).ConfigureAwait(false);
     }
 
     /// <summary>Drops this backend's subscriptions. The multiplexer stays open.</summary>
@@ -657,8 +690,8 @@ public sealed class RedisResultBackend : IResultBackend
 
     private RedisChannel ChannelOf(string taskId) =>
         _options.UseKeyspaceNotifications
-            ? RedisChannel.Literal("__keyspace@" + Database.Database.ToString(CultureInfo.InvariantCulture) + "__:" + (string)_keys.State(taskId)!)
-            : RedisChannel.Literal(_keys.StateChannel(taskId));
+            ? RedisChannel.Literal("__keyspace@" + Database.Database.ToString(CultureInfo.InvariantCulture) + "__:" + (string)Keys.State(taskId)!)
+            : RedisChannel.Literal(Keys.StateChannel(taskId));
 
     // Called under _gate.
     private void Subscribe(Watch watch)
@@ -686,8 +719,13 @@ public sealed class RedisResultBackend : IResultBackend
                 // that a dead process left behind are dropped an hour after their registration.
                 var db = Database;
                 var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-                var register = db.SortedSetAddAsync(_keys.Watched, (string)watch.Channel!, now);
-                _ = db.SortedSetRemoveRangeByScoreAsync(_keys.Watched, double.NegativeInfinity, now - WatchRegistrationLifetime.TotalMilliseconds, flags: CommandFlags.FireAndForget);
+                var register = db.SortedSetAddAsync(Keys.WatchedFor(watch.TaskId), (string)watch.Channel!, now);
+                _ = db.SortedSetRemoveRangeByScoreAsync(Keys.WatchedFor(watch.TaskId), double.NegativeInfinity, now - WatchRegistrationLifetime.TotalMilliseconds, flags: CommandFlags.FireAndForget);
+                if (Keys.Cluster)
+                {
+                    // A set per task there: a waiter that dies leaves no set behind for longer than a registration.
+                    _ = db.KeyExpireAsync(Keys.WatchedFor(watch.TaskId), WatchRegistrationLifetime, flags: CommandFlags.FireAndForget);
+                }
                 await register.ConfigureAwait(false);
                 watch.RegisteredAt = _time.GetTimestamp();
             }
@@ -734,7 +772,7 @@ public sealed class RedisResultBackend : IResultBackend
             subscriber.Unsubscribe(watch.Channel, watch.Handler, CommandFlags.FireAndForget);
             if (!_options.UseKeyspaceNotifications)
             {
-                Database.SortedSetRemove(_keys.Watched, (string)watch.Channel!, CommandFlags.FireAndForget);
+                Database.SortedSetRemove(Keys.WatchedFor(watch.TaskId), (string)watch.Channel!, CommandFlags.FireAndForget);
             }
         }
 
@@ -754,7 +792,11 @@ public sealed class RedisResultBackend : IResultBackend
 
         foreach (var watch in renew)
         {
-            Database.SortedSetAdd(_keys.Watched, (string)watch.Channel!, _time.GetUtcNow().ToUnixTimeMilliseconds(), CommandFlags.FireAndForget);
+            Database.SortedSetAdd(Keys.WatchedFor(watch.TaskId), (string)watch.Channel!, _time.GetUtcNow().ToUnixTimeMilliseconds(), CommandFlags.FireAndForget);
+            if (Keys.Cluster)
+            {
+                Database.KeyExpire(Keys.WatchedFor(watch.TaskId), WatchRegistrationLifetime, flags: CommandFlags.FireAndForget);
+            }
         }
     }
 

@@ -193,9 +193,14 @@ public static class RedisUrl
                         : throw new FormatException($"'{ConveyorUrls.Redact(ConnectionPart(url))}': option 'wait_replicas' needs a number of replicas (0 to 16), not '{value}'");
                     break;
                 case "wait_timeout": options.ReplicaWaitTimeout = Seconds(url, name, value); break;
+                case "cluster":
+                    options.Cluster = bool.TryParse(value, out var cluster)
+                        ? cluster
+                        : throw new FormatException($"'{ConveyorUrls.Redact(ConnectionPart(url))}': option 'cluster' needs true or false, not '{value}'");
+                    break;
                 case CaSetting: break; // the connection's (Parse)
                 default:
-                    throw new FormatException($"'{url[..query]}': unknown option '{name}'; use visibility_timeout, heartbeat_interval, result_ttl, wait_timeout (seconds), key_prefix, wait_replicas or ca (a CA file for rediss://)");
+                    throw new FormatException($"'{url[..query]}': unknown option '{name}'; use visibility_timeout, heartbeat_interval, result_ttl, wait_timeout (seconds), key_prefix, wait_replicas, cluster (true/false) or ca (a CA file for rediss://)");
             }
         }
     }

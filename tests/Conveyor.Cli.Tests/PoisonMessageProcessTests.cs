@@ -3,9 +3,11 @@ using System.Text.Json;
 namespace Conveyor.Cli.Tests;
 
 /// <summary>
-/// A task that kills its worker's process (<c>Environment.FailFast</c>) on SQLite, with two workers that a
-/// supervisor restarts whenever one dies: after 5 deliveries that each killed a worker, the next one dead-letters it
-/// with the reason "worker died 5 times while running this task", and the other tasks run on the restarted workers.
+/// A task that kills its worker's process (<c>Environment.FailFast</c>), with two workers that a supervisor restarts
+/// whenever one dies: after 5 deliveries that each killed a worker, the next one dead-letters it with the reason
+/// "worker died 5 times while running this task", and the other tasks run on the restarted workers. On SQLite (the
+/// row's delivery count), on Redis (the queue's death counts, raised when a dead consumer's messages are recovered)
+/// and on a RabbitMQ classic queue with a Redis backend (redeliveries counted in the backend).
 /// </summary>
 public sealed class PoisonMessageProcessTests : IDisposable
 {
@@ -14,23 +16,32 @@ public sealed class PoisonMessageProcessTests : IDisposable
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
-    [Fact]
-    public async Task Worker_TaskCallsFailFast_IsDeadLetteredAfterFiveDeliveriesWhileOtherTasksRun()
+    [Theory]
+    [InlineData("sqlite")]
+    [InlineData("redis")]
+    [InlineData("rabbitmq-classic")]
+    public async Task Worker_TaskCallsFailFast_IsDeadLetteredAfterFiveDeliveriesWhileOtherTasksRun(string setup)
     {
-        // A 2 s lease so that each dead worker's message passes on quickly.
-        const string url = "sqlite://conveyor.db?visibility_timeout=2";
+        // A 2 s lease so that each dead worker's message passes on quickly; a queue of its own on shared servers.
+        var queue = "poison_" + Guid.NewGuid().ToString("N")[..8];
+        var (broker, backend) = setup switch
+        {
+            "sqlite" => ("sqlite://conveyor.db?visibility_timeout=2", "sqlite://conveyor.db?visibility_timeout=2"),
+            "redis" => (TestServers.RedisUrl + "?visibility_timeout=2&heartbeat_interval=0.5", TestServers.RedisUrl),
+            _ => (TestServers.AmqpUrl, TestServers.RedisUrl),
+        };
         var workers = new List<CliProcess>();
         var deaths = 0;
         try
         {
-            CliProcess StartWorker() => CliProcess.Start(_directory, "worker", "--broker", url, "--backend", url, "--concurrency", "4");
+            CliProcess StartWorker() => CliProcess.Start(_directory, "worker", "--broker", broker, "--backend", backend, "--queue", queue, "--concurrency", "4");
             workers.Add(StartWorker());
             workers.Add(StartWorker());
             await workers[0].WaitForOutputAsync("conveyor worker", Generous);
 
-            var sent = await CliProcess.RunAsync(_directory, Generous, "send", "crash", "string:poison", "--broker", url, "--backend", url, "--json");
+            var sent = await CliProcess.RunAsync(_directory, Generous, "send", "crash", "string:poison", "--broker", broker, "--backend", backend, "--queue", queue, "--json");
             Assert.True(sent.ExitCode == 0, sent.Error);
-            using var bench = CliProcess.Start(_directory, "bench", "--warmup", "0", "-n", "2000", "--rate", "200", "--no-worker", "--json", "--timeout", "100", "--broker", url, "--backend", url);
+            using var bench = CliProcess.Start(_directory, "bench", "--warmup", "0", "-n", "2000", "--rate", "200", "--no-worker", "--json", "--timeout", "100", "--broker", broker, "--backend", backend, "--queue", queue);
 
             // The supervisor: a dead worker is replaced, as systemd or Kubernetes would.
             var deadline = DateTime.UtcNow + Generous;
@@ -47,10 +58,10 @@ public sealed class PoisonMessageProcessTests : IDisposable
                     }
                 }
 
-                var letters = await CliProcess.RunAsync(_directory, Generous, "dead-letters", "--json", "--broker", url, "--backend", url);
+                var letters = await CliProcess.RunAsync(_directory, Generous, "dead-letters", "--json", "--broker", broker, "--backend", backend);
                 using var json = JsonDocument.Parse(letters.Output);
                 reason = json.RootElement.EnumerateArray()
-                    .Where(letter => letter.GetProperty("task").GetString()!.StartsWith("crash ", StringComparison.Ordinal))
+                    .Where(letter => letter.GetProperty("queue").GetString() == queue && letter.GetProperty("task").GetString()!.StartsWith("crash ", StringComparison.Ordinal))
                     .Select(letter => letter.GetProperty("reason").GetString())
                     .FirstOrDefault();
                 await Task.Delay(200);

@@ -10,7 +10,15 @@ namespace Conveyor.Redis.Tests;
 /// is what the server's clock passing would do to them. A key without an expiry keeps it, so a lock that never
 /// expires fails the suite. One test below waits for the server's own expiry, briefly.
 /// </summary>
-public sealed class RedisDistributedLockConformanceTests(RedisProviderFactory factory) : DistributedLockConformanceTests<RedisProviderFactory>(factory)
+public sealed class RedisDistributedLockConformanceTests(RedisProviderFactory factory) : RedisDistributedLockConformanceTests<RedisProviderFactory>(factory);
+
+/// <summary>The lock suite on a Redis Cluster of three masters (each lock's keys in the lock's own slot).</summary>
+public sealed class RedisClusterDistributedLockConformanceTests(RedisClusterProviderFactory factory) : RedisDistributedLockConformanceTests<RedisClusterProviderFactory>(factory);
+
+/// <summary>The lock suite on a Redis, with the lease clock moved on the server (see the derived classes).</summary>
+/// <typeparam name="TFactory">The Redis factory.</typeparam>
+public abstract class RedisDistributedLockConformanceTests<TFactory>(TFactory factory) : DistributedLockConformanceTests<TFactory>(factory)
+    where TFactory : RedisProviderFactory
 {
     private const string ElapseScript = """
         local left = redis.call('PTTL', KEYS[1])
@@ -31,9 +39,12 @@ public sealed class RedisDistributedLockConformanceTests(RedisProviderFactory fa
         clock.Advance(by);
         var multiplexer = await Factory.MultiplexerAsync();
         var db = multiplexer.GetDatabase();
-        await foreach (var key in multiplexer.GetServers()[0].KeysAsync(pattern: Factory.Options.KeyPrefix + "conveyor:lock:*", pageSize: 1000))
+        foreach (var server in multiplexer.GetServers().Where(server => !server.IsReplica))
         {
-            await db.ScriptEvaluateAsync(ElapseScript, [key], [(long)by.TotalMilliseconds]);
+            await foreach (var key in server.KeysAsync(pattern: Factory.Options.KeyPrefix + "conveyor:lock:*", pageSize: 1000))
+            {
+                await db.ScriptEvaluateAsync(ElapseScript, [key], [(long)by.TotalMilliseconds]);
+            }
         }
     }
 

@@ -76,22 +76,39 @@ public class RedisProviderFactory : IConveyorProviderFactory
             return;
         }
 
-        var server = multiplexer.GetServers()[0];
+        // Every master: on a cluster each holds its own slots' keys. One DEL per key there, as keys of one batch
+        // may be in different slots.
         var db = multiplexer.GetDatabase();
-        var batch = new List<RedisKey>();
-        await foreach (var key in server.KeysAsync(pattern: prefix + "*", pageSize: 1000))
+        var cluster = multiplexer.GetServers().Any(server => server.ServerType == ServerType.Cluster);
+        foreach (var server in multiplexer.GetServers().Where(server => !server.IsReplica))
         {
-            batch.Add(key);
-            if (batch.Count == 1000)
+            var batch = new List<RedisKey>();
+            await foreach (var key in server.KeysAsync(pattern: prefix + "*", pageSize: 1000))
             {
-                await db.KeyDeleteAsync([.. batch]);
-                batch.Clear();
+                batch.Add(key);
+                if (batch.Count == 1000)
+                {
+                    await DeleteAsync(db, batch, cluster);
+                    batch.Clear();
+                }
+            }
+
+            if (batch.Count > 0)
+            {
+                await DeleteAsync(db, batch, cluster);
             }
         }
+    }
 
-        if (batch.Count > 0)
+    private static async Task DeleteAsync(IDatabase db, List<RedisKey> keys, bool cluster)
+    {
+        if (cluster)
         {
-            await db.KeyDeleteAsync([.. batch]);
+            await Task.WhenAll(keys.Select(key => db.KeyDeleteAsync(key)));
+        }
+        else
+        {
+            await db.KeyDeleteAsync([.. keys]);
         }
     }
 }

@@ -96,6 +96,27 @@ public sealed class RedisUrlTests
         Assert.Equal(0, new RedisConveyorOptions().WaitForReplicas);
     }
 
+    [Theory]
+    [InlineData("redis://h:7000?cluster=true", true)]
+    [InlineData("redis://h:7000?cluster=false", false)]
+    [InlineData("redis://h:7000", null)]
+    public void ApplyOptions_Cluster_ForcesTheLayoutOrLeavesItToTheServer(string url, bool? expected)
+    {
+        var options = new RedisConveyorOptions();
+
+        RedisUrl.ApplyOptions(url, options);
+
+        Assert.Equal(expected, options.Cluster);
+    }
+
+    [Fact]
+    public void ApplyOptions_BadCluster_ThrowsNamingIt()
+    {
+        var error = Assert.Throws<FormatException>(() => RedisUrl.ApplyOptions("redis://h:1?cluster=yes", new RedisConveyorOptions()));
+
+        Assert.Contains("option 'cluster' needs true or false, not 'yes'", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Parse_CaFile_ValidatesAgainstItAndTheConnectionKeepsIt()
     {

@@ -38,6 +38,49 @@ internal static class RedisTestServer
     /// <summary>The key prefix the TLS server's ACL user is limited to.</summary>
     public const string TlsKeyPrefix = "conveyor-tls:";
 
+    public const string ClusterVariable = "CONVEYOR_TEST_REDIS_CLUSTER";
+
+    /// <summary>
+    /// A Redis Cluster of three masters: <c>CONVEYOR_TEST_REDIS_CLUSTER</c>, their <c>host:port</c> list
+    /// (<c>scripts/test.sh</c> starts them with <c>--cluster-enabled yes</c> and joins them with <c>redis-cli --cluster create</c>).
+    /// </summary>
+    public static string ClusterAddresses =>
+        Environment.GetEnvironmentVariable(ClusterVariable) is { Length: > 0 } addresses
+            ? addresses
+            : throw new InvalidOperationException(
+                $"{ClusterVariable} is not set: these tests need a Redis Cluster. Run them through `bash scripts/test.sh` (it starts three masters on loopback and joins them), " +
+                $"or start one yourself and set {ClusterVariable}=127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3.");
+
+    /// <summary>Connects to the cluster, or fails with a message that says what is wrong (not set, not answering, not a cluster).</summary>
+    public static async Task<ConnectionMultiplexer> ConnectClusterAsync()
+    {
+        var addresses = ClusterAddresses;
+        var options = ConfigurationOptions.Parse(addresses);
+        options.AbortOnConnectFail = true;
+        options.ConnectTimeout = 5000;
+        ConnectionMultiplexer multiplexer;
+        try
+        {
+            multiplexer = await ConnectionMultiplexer.ConnectAsync(options);
+        }
+        catch (RedisConnectionException ex)
+        {
+            throw new InvalidOperationException(
+                $"{ClusterVariable}={addresses}, but no Redis answers there ({ex.Message}). Run the tests through `bash scripts/test.sh`, or start the cluster on those addresses.",
+                ex);
+        }
+
+        var masters = multiplexer.GetServers().Count(server => server.ServerType == ServerType.Cluster && !server.IsReplica);
+        if (masters < 3)
+        {
+            await multiplexer.DisposeAsync();
+            throw new InvalidOperationException(
+                $"{ClusterVariable}={addresses} answers, but as {masters} cluster master(s), not 3: start redis-server with --cluster-enabled yes and join the nodes with `redis-cli --cluster create ... --cluster-replicas 0` (scripts/test.sh does).");
+        }
+
+        return multiplexer;
+    }
+
     /// <summary>Connects a new multiplexer, or fails with a message naming the variable.</summary>
     public static async Task<ConnectionMultiplexer> ConnectAsync(string? clientName = null, bool admin = false)
     {

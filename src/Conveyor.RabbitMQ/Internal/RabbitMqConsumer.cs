@@ -425,6 +425,9 @@ internal sealed class RabbitMqConsumer : AsyncDefaultBasicConsumer, IMessageCons
 
         public int DeliveryCount => deliveryCount;
 
+        /// <summary>A classic queue's redelivery: RabbitMQ says only that it was delivered before, not how often.</summary>
+        public bool IsUncountedRedelivery => deliveryCount > 1 && AmqpHeaders.GetInt64(headers, "x-delivery-count") is null;
+
         /// <summary>Coalesced with the consumer's other acknowledgements (one <c>basic.ack</c> with <c>multiple</c> for many).</summary>
         public ValueTask AckAsync(CancellationToken cancellationToken = default) => SettleAsync(SettleKind.CoalescedAck);
 

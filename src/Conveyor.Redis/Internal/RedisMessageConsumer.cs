@@ -48,7 +48,7 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
         _queueKey = _keys.Queue(queue);
         _inFlight = _keys.InFlight(queue, Id);
         _heartbeat = _keys.Heartbeat(queue, Id);
-        _fetchKeys = [_keys.PriorityLevels(queue), _queueKey, _inFlight, _heartbeat, _keys.Idle(queue)];
+        _fetchKeys = [_keys.PriorityLevels(queue), _queueKey, _inFlight, _heartbeat, _keys.Idle(queue), _keys.Deaths(queue)];
         _wakeChannel = _keys.Wake(queue);
         _onWake = (_, _) => _wake.Set();
         Scope = _keys.QueueScope(queue);
@@ -126,8 +126,8 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
             // Everything still in the in-flight list goes back to the head of the queue, ahead of newer messages.
             await Database.ScriptEvaluateAsync(
                 RedisScripts.Recover,
-                [_heartbeat, _inFlight, _queueKey, _keys.Consumers(Queue)],
-                [Id, Scope, "1"]).ConfigureAwait(false);
+                [_heartbeat, _inFlight, _queueKey, _keys.Consumers(Queue), _keys.Deaths(Queue), _keys.Idle(Queue)],
+                [Id, "1"]).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
         {
@@ -234,10 +234,10 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
         }
 
         var items = (RedisResult[])result!;
-        var count = items.Length / 2;
-        for (var i = 0; i < items.Length; i += 2)
+        var count = items.Length / 3;
+        for (var i = 0; i < items.Length; i += 3)
         {
-            var delivery = new RedisDelivery(this, (byte[])items[i + 1]!, (byte)(int)items[i]);
+            var delivery = new RedisDelivery(this, (byte[])items[i + 1]!, (byte)(int)items[i], (int)items[i + 2]);
             _unsettled[delivery] = 0;
             if (!_window.TryAdd(delivery))
             {
@@ -273,8 +273,8 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
 
             await Database.ScriptEvaluateAsync(
                 RedisScripts.Release,
-                [_inFlight, _queueKey, _keys.PriorityLevels(Queue)],
-                [body, Scope, "0"]).ConfigureAwait(false);
+                [_inFlight, _queueKey, _keys.PriorityLevels(Queue), _keys.Idle(Queue)],
+                [body, "0"]).ConfigureAwait(false);
             orphans++;
         }
 
@@ -339,8 +339,8 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
 
             var moved = (long)await db.ScriptEvaluateAsync(
                 RedisScripts.Recover,
-                [_keys.Heartbeat(Queue, other), _keys.InFlight(Queue, other), _queueKey, _keys.Consumers(Queue)],
-                [other, Scope, "0"]).ConfigureAwait(false);
+                [_keys.Heartbeat(Queue, other), _keys.InFlight(Queue, other), _queueKey, _keys.Consumers(Queue), _keys.Deaths(Queue), _keys.Idle(Queue)],
+                [other, "0"]).ConfigureAwait(false);
             if (moved > 0)
             {
                 Log.RecoveredDeadConsumer(Logger, Id, (int)moved, other, Queue);
@@ -352,6 +352,7 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
     {
         var failures = 0;
         var privateDelayed = _keys.PrivateDelayed(Queue);
+        RedisKey[] moveKeys = [_keys.DelayedFor(Queue), privateDelayed, _queueKey, _keys.PriorityLevels(Queue), _keys.Idle(Queue)];
         while (!token.IsCancellationRequested)
         {
             try
@@ -360,8 +361,8 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
                 var now = _broker.Time.GetUtcNow();
                 var result = (RedisResult[])(await Database.ScriptEvaluateAsync(
                     RedisScripts.MoveDue,
-                    [_keys.Delayed, privateDelayed],
-                    [RedisTime.ToUnixNanosecondsText(now), _options.DelayedBatchSize, _keys.Prefix, Queue, _options.Priorities ? "1" : "0"]).ConfigureAwait(false))!;
+                    moveKeys,
+                    [RedisTime.ToUnixNanosecondsText(now), _options.DelayedBatchSize, _keys.Prefix, Queue, _options.Priorities ? "1" : "0", _keys.Cluster ? "1" : "0"]).ConfigureAwait(false))!;
                 if (failures > 0)
                 {
                     Log.LoopRecovered(Logger, Id, Queue, failures);
@@ -426,6 +427,21 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
     {
         await Database.ListRemoveAsync(_inFlight, delivery.RawBody, 1).ConfigureAwait(false);
         Settled(delivery);
+        ForgetDeaths(delivery);
+    }
+
+    /// <summary>
+    /// An acknowledged message that had outlived a dead consumer drops its death count (rare: the hot path never
+    /// gets here). Fire and forget: a count left behind only matters if the very same bytes are published again.
+    /// </summary>
+    internal void ForgetDeaths(RedisDelivery delivery)
+    {
+        if (delivery.Deaths > 0)
+        {
+#pragma warning disable CA5350 // the field name is Lua's redis.sha1hex of the body, a lookup key, not a security use
+            _ = Database.HashDeleteAsync(_keys.Deaths(Queue), Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(delivery.RawBody)), CommandFlags.FireAndForget);
+#pragma warning restore CA5350
+        }
     }
 
     internal async ValueTask ReleaseAsync(RedisDelivery delivery)
@@ -452,8 +468,8 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
         RedisKey target = level == 0 ? _queueKey : _keys.PriorityListPrefix(Queue) + level.ToString(CultureInfo.InvariantCulture);
         return Database.ScriptEvaluateAsync(
             RedisScripts.Release,
-            [_inFlight, target, _keys.PriorityLevels(Queue)],
-            [delivery.RawBody, Scope, level == 0 ? "0" : level.ToString(CultureInfo.InvariantCulture)]);
+            [_inFlight, target, _keys.PriorityLevels(Queue), _keys.Idle(Queue)],
+            [delivery.RawBody, level == 0 ? "0" : level.ToString(CultureInfo.InvariantCulture)]);
     }
 
     private async Task RetryHandBacksAsync()
@@ -481,9 +497,16 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
 
     internal async ValueTask DeadLetterAsync(RedisDelivery delivery, string reason)
     {
+        if (_keys.Cluster)
+        {
+            await RedisClusterDeadLetters.DeadLetterAsync(_broker, Queue, _inFlight, delivery.RawBody, reason).ConfigureAwait(false);
+            Settled(delivery);
+            return;
+        }
+
         await Database.ScriptEvaluateAsync(
             RedisScripts.DeadLetter,
-            [_inFlight, _keys.DeadLetters, _keys.DeadLetterCounts, _keys.DeadLetterSequence],
+            [_inFlight, _keys.DeadLetters, _keys.DeadLetterCounts, _keys.DeadLetterSequence, _keys.Deaths(Queue)],
             [delivery.RawBody, Queue, reason, _broker.Time.GetUtcNow().ToUnixTimeMilliseconds(), _keys.DeadLetterEntryPrefix]).ConfigureAwait(false);
         Settled(delivery);
     }
@@ -501,13 +524,16 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
 }
 
 /// <summary>A message in a consumer's in-flight list; settling removes those exact bytes from the list.</summary>
-internal sealed class RedisDelivery(RedisMessageConsumer owner, byte[] body, byte priority) : IBrokerDelivery
+internal sealed class RedisDelivery(RedisMessageConsumer owner, byte[] body, byte priority, int deaths = 0) : IBrokerDelivery
 {
     private int _settled;
 
     public byte[] RawBody { get; } = body;
 
     public byte Priority { get; } = priority;
+
+    /// <summary>How many consumers died holding this message before this delivery (the queue's death counts).</summary>
+    public int Deaths { get; } = deaths;
 
     internal RedisMessageConsumer Owner => owner;
 
@@ -520,6 +546,7 @@ internal sealed class RedisDelivery(RedisMessageConsumer owner, byte[] body, byt
         if (Interlocked.Exchange(ref _settled, 1) == 0)
         {
             owner.SettledElsewhere(this);
+            owner.ForgetDeaths(this);
         }
     }
 
@@ -527,8 +554,11 @@ internal sealed class RedisDelivery(RedisMessageConsumer owner, byte[] body, byt
 
     public string Queue => owner.Queue;
 
-    /// <summary>Redis lists keep no delivery count (the message is machinery's bytes, unchanged).</summary>
-    public int DeliveryCount => 1;
+    /// <summary>
+    /// This delivery and one for each consumer that died holding the message: the message stays machinery's bytes,
+    /// so the count lives beside it (see <see cref="RedisScripts.Recover"/>). A hand-back on a graceful stop is not counted.
+    /// </summary>
+    public int DeliveryCount => 1 + Deaths;
 
     public async ValueTask AckAsync(CancellationToken cancellationToken = default)
     {

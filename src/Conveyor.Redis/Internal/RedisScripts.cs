@@ -6,9 +6,15 @@ namespace Conveyor.Redis.Internal;
 /// and falls back to <c>EVAL</c> after a server restart emptied the script cache.
 /// </summary>
 /// <remarks>
-/// Keys computed inside a script (the queue named in a delayed task, a dead letter's queue) are not declared in
-/// <c>KEYS</c>: that is fine on a single Redis or behind Sentinel, not on Redis Cluster (where machinery's layout,
-/// with one global <c>delayed_tasks</c>, does not work either).
+/// On Redis Cluster (<see cref="RedisKeys.Cluster"/>) every script that runs declares in <c>KEYS</c> the keys it
+/// touches, all in one slot: a queue's (<c>{queue}</c>), a group's (<c>{group}</c>), a task state's, a lock's, or the
+/// dead letters' (<c>{dead_letters}</c>). The keys built inside a script there are a queue's priority-level lists
+/// (<c>conveyor:{q}:p9</c>) and, for <see cref="Statistics"/>, its consumers' in-flight lists: their names are only
+/// known inside the script (from the levels set, the registry), and they are in the queue's slot by construction. The scripts that reach across queues or read member states (machinery's global
+/// <c>delayed_tasks</c> routed by <c>RoutingKey</c>, <see cref="RequeueDeadLetters"/>, <see cref="Enqueue"/>,
+/// <see cref="Settle"/>, <see cref="SetStates"/>, <see cref="SetPending"/>, the chord counter's cursor) run on a
+/// single Redis or behind Sentinel only; on a cluster their work is split by slot (RedisResultBackend.Cluster.cs,
+/// RedisClusterDeadLetters.cs).
 /// </remarks>
 internal static class RedisScripts
 {
@@ -19,8 +25,8 @@ internal static class RedisScripts
     /// queue costs no PUBLISH at all.
     /// </summary>
     private const string WakeFunction = """
-        local function conveyor_wake(scope)
-          if redis.call('DEL', scope .. 'idle') == 1 then redis.call('PUBLISH', scope .. 'wake', '1') end
+        local function conveyor_wake(idle)
+          if redis.call('DEL', idle) == 1 then redis.call('PUBLISH', string.sub(idle, 1, -5) .. 'wake', '1') end
         end
 
         """;
@@ -59,13 +65,14 @@ internal static class RedisScripts
 
     /// <summary>
     /// RPUSH the message (machinery's producer command) to the queue or to its priority list, note the queue, wake
-    /// idle consumers. KEYS: target list, priority levels, queues set. ARGV: body, queue scope, queue name, level.
+    /// idle consumers. KEYS: target list, priority levels, idle flag, queues set (left out on a cluster, where it is
+    /// in another slot). ARGV: body, queue name, level.
     /// </summary>
     public const string Publish = WakeFunction + """
         redis.call('RPUSH', KEYS[1], ARGV[1])
-        if ARGV[4] ~= '0' then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[4]) end
-        redis.call('SADD', KEYS[3], ARGV[3])
-        conveyor_wake(ARGV[2])
+        if ARGV[3] ~= '0' then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[3]) end
+        if KEYS[4] then redis.call('SADD', KEYS[4], ARGV[2]) end
+        conveyor_wake(KEYS[3])
         return 1
         """;
 
@@ -74,8 +81,11 @@ internal static class RedisScripts
     /// consumer's in-flight list, and returns them as (level, body) pairs. Refuses (returns -1) while the consumer's
     /// heartbeat is missing: a consumer that was declared dead heartbeats again before it takes more work, so no
     /// in-flight list ever fills without a live heartbeat and a registry entry. Levels are numbers. When nothing was found it sets the
-    /// idle flag (see <see cref="WakeFunction"/>).
-    /// KEYS: priority levels, queue, in-flight list, heartbeat, idle flag. ARGV: max, idle flag PX, priority list prefix.
+    /// idle flag (see <see cref="WakeFunction"/>). Returns (level, body, deaths) triples: deaths is how many
+    /// consumers died holding the message (see <see cref="Recover"/>), read only while the death counts are not
+    /// empty, so a fleet where nobody died pays one EXISTS per batch.
+    /// KEYS: priority levels, queue, in-flight list, heartbeat, idle flag, death counts. ARGV: max, idle flag PX,
+    /// priority list prefix.
     /// </summary>
     public const string Fetch = """
         if redis.call('EXISTS', KEYS[4]) == 0 then return -1 end
@@ -95,6 +105,7 @@ internal static class RedisScripts
             n = n + 1
             out[#out + 1] = tonumber(level)
             out[#out + 1] = v
+            out[#out + 1] = 0
           end
         end
         while n < max do
@@ -103,36 +114,84 @@ internal static class RedisScripts
           n = n + 1
           out[#out + 1] = 0
           out[#out + 1] = v
+          out[#out + 1] = 0
         end
-        if n == 0 then redis.call('SET', KEYS[5], '1', 'PX', ARGV[2]) end
+        if n == 0 then
+          redis.call('SET', KEYS[5], '1', 'PX', ARGV[2])
+        elseif redis.call('EXISTS', KEYS[6]) == 1 then
+          for i = 2, #out, 3 do
+            out[i + 1] = tonumber(redis.call('HGET', KEYS[6], redis.sha1hex(out[i])) or '0')
+          end
+        end
         return out
         """;
 
     /// <summary>
     /// Hands one message back to the head of the list it came from, if the consumer still holds it (a consumer that
     /// was declared dead no longer does, and must not duplicate it).
-    /// KEYS: in-flight list, target list, priority levels. ARGV: body, queue scope, level.
+    /// KEYS: in-flight list, target list, priority levels, idle flag. ARGV: body, level.
     /// </summary>
     public const string Release = WakeFunction + """
         if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
         redis.call('LPUSH', KEYS[2], ARGV[1])
-        if ARGV[3] ~= '0' then redis.call('ZADD', KEYS[3], ARGV[3], ARGV[3]) end
-        conveyor_wake(ARGV[2])
+        if ARGV[2] ~= '0' then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[2]) end
+        conveyor_wake(KEYS[4])
         return 1
         """;
 
     /// <summary>
     /// Removes the message from the in-flight list and stores it as a dead letter (a hash with the raw bytes) in
-    /// the same step. KEYS: in-flight list, dead-letter list, counts per queue, id sequence.
-    /// ARGV: body, queue, reason, time (Unix ms), entry key prefix.
+    /// the same step, forgetting its death count. KEYS: in-flight list, dead-letter list, counts per queue, id
+    /// sequence, death counts. ARGV: body, queue, reason, time (Unix ms), entry key prefix.
     /// </summary>
     public const string DeadLetter = """
         if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+        redis.call('HDEL', KEYS[5], redis.sha1hex(ARGV[1]))
         local id = redis.call('INCR', KEYS[4])
         redis.call('HSET', ARGV[5] .. id, 'queue', ARGV[2], 'reason', ARGV[3], 'at', ARGV[4], 'body', ARGV[1])
         redis.call('RPUSH', KEYS[2], id)
         redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
         return id
+        """;
+
+    /// <summary>
+    /// A dead letter's entry on a cluster, where it is in another slot than the in-flight list: the id comes from
+    /// an INCR before, and the message leaves its in-flight list after (<see cref="Acknowledge"/>), so a crash in
+    /// between leaves a duplicate dead letter, never a lost message. KEYS: entry hash, dead-letter list, counts per
+    /// queue. ARGV: body, queue, reason, time (Unix ms), id.
+    /// </summary>
+    public const string StoreDeadLetter = """
+        redis.call('HSET', KEYS[1], 'queue', ARGV[2], 'reason', ARGV[3], 'at', ARGV[4], 'body', ARGV[1])
+        redis.call('RPUSH', KEYS[2], ARGV[5])
+        redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+        return 1
+        """;
+
+    /// <summary>
+    /// Forgets one dead letter (on a cluster: requeued, or stored for a message its consumer no longer held).
+    /// KEYS: entry hash, dead-letter list, counts per queue. ARGV: id, queue. Returns 1 when it was there.
+    /// </summary>
+    public const string DropDeadLetter = """
+        if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
+        redis.call('DEL', KEYS[1])
+        redis.call('HINCRBY', KEYS[3], ARGV[2], -1)
+        return 1
+        """;
+
+    /// <summary>
+    /// Removes messages from one in-flight list (acknowledgements, on a cluster where states live in other slots
+    /// than the list), each forgetting its death count when it had one. KEYS: in-flight list, death counts.
+    /// ARGV: the bodies. Returns how many were there.
+    /// </summary>
+    public const string Acknowledge = """
+        local n = 0
+        local counted = redis.call('EXISTS', KEYS[2]) == 1
+        for i = 1, #ARGV do
+          local removed = redis.call('LREM', KEYS[1], 1, ARGV[i])
+          n = n + removed
+          if counted and removed > 0 then redis.call('HDEL', KEYS[2], redis.sha1hex(ARGV[i])) end
+        end
+        return n
         """;
 
     /// <summary>
@@ -149,7 +208,7 @@ internal static class RedisScripts
           if f[1] and f[2] then
             redis.call('RPUSH', ARGV[3] .. f[1], f[2])
             redis.call('HINCRBY', KEYS[2], f[1], -1)
-            conveyor_wake(ARGV[3] .. 'conveyor:{' .. f[1] .. '}:')
+            conveyor_wake(ARGV[3] .. 'conveyor:{' .. f[1] .. '}:idle')
             moved = moved + 1
           end
           redis.call('DEL', entry)
@@ -161,19 +220,22 @@ internal static class RedisScripts
     /// Returns every message of a consumer's in-flight list to the head of the queue, in delivery order, and drops
     /// the consumer from the registry: for a dead consumer (only if its heartbeat is gone, checked in the same step
     /// so a consumer that just renewed keeps its messages) or, with ARGV[3] = '1', for a consumer handing back its
-    /// own messages as it stops. KEYS: heartbeat, in-flight list, queue, registry. ARGV: consumer id, queue scope, force.
+    /// own messages as it stops. A dead consumer's messages each count one death in the queue's death counts (a
+    /// hash: SHA-1 of the body → deaths), the delivery counter of the poison-message check; a hand-back does not.
+    /// KEYS: heartbeat, in-flight list, queue, registry, death counts, idle flag. ARGV: consumer id, force.
     /// </summary>
     public const string Recover = WakeFunction + """
-        if ARGV[3] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+        if ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
         local n = 0
         while true do
           local v = redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT')
           if not v then break end
+          if ARGV[2] ~= '1' then redis.call('HINCRBY', KEYS[5], redis.sha1hex(v), 1) end
           n = n + 1
         end
         redis.call('SREM', KEYS[4], ARGV[1])
-        if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
-        if n > 0 then conveyor_wake(ARGV[2]) end
+        if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+        if n > 0 then conveyor_wake(KEYS[6]) end
         return n
         """;
 
@@ -182,22 +244,26 @@ internal static class RedisScripts
     /// task (machinery's WATCH/ZREM then a separate publish can). From machinery's <c>delayed_tasks</c>, the queue is
     /// the JSON's <c>RoutingKey</c> (machinery's re-publish does the same) and, when priorities are on, the
     /// <c>Priority</c> picks the list; a member without one goes to the mover's own queue, as machinery's worker
-    /// publishes it to its default queue. Returns {moved, earliest remaining score of each set or ''}.
-    /// KEYS: machinery's delayed set, the queue's private delayed set. ARGV: now (Unix ns), limit, key prefix,
-    /// mover's queue, priorities on ('1').
+    /// publishes it to its default queue. On a cluster (ARGV[6] = '1') the first set is the queue's own and
+    /// everything in it goes to the mover's queue, whose keys are declared. Returns {moved, earliest remaining score
+    /// of each set or ''}.
+    /// KEYS: machinery's delayed set (on a cluster the queue's own), the queue's private delayed set, the mover's
+    /// queue list, its priority levels, its idle flag. ARGV: now (Unix ns), limit, key prefix, mover's queue,
+    /// priorities on ('1'), cluster ('1').
     /// </summary>
     public const string MoveDue = WakeFunction + """
         local limit = tonumber(ARGV[2])
         local moved = 0
         local function push(queue, level, body)
           local scope = ARGV[3] .. 'conveyor:{' .. queue .. '}:'
+          local own = queue == ARGV[4]
           if level > 0 then
             redis.call('RPUSH', scope .. 'p' .. level, body)
-            redis.call('ZADD', scope .. 'priorities', level, level)
+            redis.call('ZADD', own and KEYS[4] or scope .. 'priorities', level, level)
           else
-            redis.call('RPUSH', ARGV[3] .. queue, body)
+            redis.call('RPUSH', own and KEYS[3] or ARGV[3] .. queue, body)
           end
-          conveyor_wake(scope)
+          conveyor_wake(own and KEYS[5] or scope .. 'idle')
         end
         local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit)
         for _, m in ipairs(due) do
@@ -205,7 +271,7 @@ internal static class RedisScripts
           local level = 0
           local ok, msg = pcall(cjson.decode, m)
           if ok and type(msg) == 'table' then
-            if type(msg.RoutingKey) == 'string' and msg.RoutingKey ~= '' then queue = msg.RoutingKey end
+            if ARGV[6] ~= '1' and type(msg.RoutingKey) == 'string' and msg.RoutingKey ~= '' then queue = msg.RoutingKey end
             if ARGV[5] == '1' and type(msg.Priority) == 'number' and msg.Priority >= 1 and msg.Priority <= 255 then
               level = math.floor(msg.Priority)
             end
@@ -226,8 +292,10 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// Counts a queue's messages in one step. KEYS: queue, priority levels, private delayed set, registry, dead-letter
-    /// counts. ARGV: priority list prefix, in-flight key prefix, queue name. Returns {ready, private delayed, in flight, dead}.
+    /// Counts a queue's messages in one step. KEYS: queue, priority levels, private delayed set, registry, and the
+    /// dead-letter counts or, on a cluster (where those are in another slot), the queue's own delayed set.
+    /// ARGV: priority list prefix, in-flight key prefix, queue name, cluster ('1'). Returns {ready, delayed here, in
+    /// flight, dead (0 on a cluster)}.
     /// </summary>
     public const string Statistics = """
         local ready = redis.call('LLEN', KEYS[1])
@@ -238,21 +306,32 @@ internal static class RedisScripts
         for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do
           inflight = inflight + redis.call('LLEN', ARGV[2] .. id)
         end
-        local dead = tonumber(redis.call('HGET', KEYS[5], ARGV[3]) or '0')
-        return {ready, redis.call('ZCARD', KEYS[3]), inflight, dead}
+        local delayed = redis.call('ZCARD', KEYS[3])
+        local dead = 0
+        if ARGV[4] == '1' then
+          delayed = delayed + redis.call('ZCARD', KEYS[5])
+        else
+          dead = tonumber(redis.call('HGET', KEYS[5], ARGV[3]) or '0')
+        end
+        return {ready, delayed, inflight, dead}
         """;
 
     /// <summary>
-    /// Deletes a queue's ready lists and private delayed set. KEYS: queue, priority levels, private delayed set.
-    /// ARGV: priority list prefix. Returns how many messages went.
+    /// Deletes a queue's ready lists, private delayed set and death counts. KEYS: queue, priority levels, private
+    /// delayed set, death counts, and on a cluster the queue's own delayed set. ARGV: priority list prefix.
+    /// Returns how many messages went.
     /// </summary>
     public const string Purge = """
         local n = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[3])
+        if KEYS[5] then
+          n = n + redis.call('ZCARD', KEYS[5])
+          redis.call('DEL', KEYS[5])
+        end
         for _, level in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
           n = n + redis.call('LLEN', ARGV[1] .. level)
           redis.call('DEL', ARGV[1] .. level)
         end
-        redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+        redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
         return n
         """;
 
@@ -383,7 +462,7 @@ internal static class RedisScripts
           end
           woken[ARGV[a + 6]] = true
         end
-        for scope, _ in pairs(woken) do conveyor_wake(scope) end
+        for scope, _ in pairs(woken) do conveyor_wake(scope .. 'idle') end
         return n
         """;
 
@@ -395,8 +474,10 @@ internal static class RedisScripts
     /// The member ids are copied once from machinery's group meta into a list, and the cursor only moves forward,
     /// so a group costs O(N) reads in all and a call O(1) amortized. Returns {completed, failed, first time,
     /// triggered}: completed is the member count once every member is final.
+    /// On a cluster (ARGV[6] = '1') there is no cursor: the member states are in other slots, and no Go worker can
+    /// share a cluster (machinery has no cluster support), so every member is recorded in the set.
     /// KEYS: members set, progress hash, traces hash, group meta, member id list.
-    /// ARGV: task id, succeeded ('1'/'0'), TTL (ms), traceparent or '', key prefix of task states.
+    /// ARGV: task id, succeeded ('1'/'0'), TTL (ms), traceparent or '', key prefix of task states, cluster ('1').
     /// </summary>
     public const string CompleteGroupMember = """
         local p = redis.call('HMGET', KEYS[2], 'failed', 'triggered', 'count', 'scanned', 'peer_failed')
@@ -441,7 +522,7 @@ internal static class RedisScripts
             end
           end
         end
-        if count > 0 and completed < count and scanned < count then
+        if ARGV[6] ~= '1' and count > 0 and completed < count and scanned < count then
           local start = scanned
           local blocked = false
           while not blocked and scanned < count do
@@ -521,6 +602,16 @@ internal static class RedisScripts
           if n > 0 then redis.call('SET', KEYS[2], updated, 'KEEPTTL') end
         end
         return 1
+        """;
+
+    /// <summary>
+    /// One more redelivery of a task whose broker keeps no count (a RabbitMQ classic queue); the count lives as long
+    /// as a result. KEYS: the task's redelivery counter. ARGV: TTL (ms). Returns the count.
+    /// </summary>
+    public const string CountRedelivery = """
+        local n = redis.call('INCR', KEYS[1])
+        redis.call('PEXPIRE', KEYS[1], ARGV[1])
+        return n
         """;
 
     /// <summary>SET NX PX, and on success the next fencing token. KEYS: lock, fence counter. ARGV: owner, lease (ms).</summary>

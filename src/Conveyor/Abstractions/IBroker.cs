@@ -147,6 +147,13 @@ public interface IBrokerDelivery
     /// <summary>How many times this message has been delivered, counting this one, where the broker knows; otherwise 1.</summary>
     int DeliveryCount { get; }
 
+    /// <summary>
+    /// Whether the message was delivered before but the broker keeps no count of it (a RabbitMQ classic queue's
+    /// <c>redelivered</c> flag): the worker then counts the redelivery in the result backend
+    /// (<see cref="IResultBackend.CountRedeliveryAsync"/>). The default value is <see langword="false"/>.
+    /// </summary>
+    bool IsUncountedRedelivery => false;
+
     /// <summary>Removes the message for good: its final state is stored.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when the broker has removed it.</returns>

@@ -161,6 +161,17 @@ public interface IResultBackend : IAsyncDisposable
     /// <returns>A task that completes when it is deleted.</returns>
     ValueTask DeleteStateAsync(string taskId, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Counts one more redelivery of a task whose broker keeps no delivery count
+    /// (<see cref="IBrokerDelivery.IsUncountedRedelivery"/>), for the poison-message check. Called for redeliveries
+    /// only, so a run where no worker dies never calls it.
+    /// </summary>
+    /// <param name="taskId">The task id.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>How many redeliveries of the task were counted, this one included, within the result expiry; or
+    /// <see langword="null"/> when this backend does not count them (the default).</returns>
+    ValueTask<int?> CountRedeliveryAsync(string taskId, CancellationToken cancellationToken = default) => ValueTask.FromResult<int?>(null);
+
     /// <summary>Deletes a group's metadata and completion record.</summary>
     /// <param name="groupId">The group id.</param>
     /// <param name="cancellationToken">Cancels the call.</param>

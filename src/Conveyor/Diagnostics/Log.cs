@@ -53,6 +53,9 @@ internal static partial class Log
     [LoggerMessage(1112, LogLevel.Warning, "Worker {WorkerName}: stopped with {Count} state(s) and acknowledgement(s) not stored; their messages are handed back and run again")]
     public static partial void SettleAbandoned(ILogger logger, string workerName, int count);
 
+    [LoggerMessage(1120, LogLevel.Warning, "Counting a redelivery of task {TaskId} from queue {Queue} in the result backend failed; the broker's own delivery count is used")]
+    public static partial void RedeliveryCountFailed(ILogger logger, Exception exception, string queue, string taskId);
+
     [LoggerMessage(1107, LogLevel.Error, "A {Hook} hook threw for task {TaskName} {TaskId}")]
     public static partial void HookFailed(ILogger logger, Exception exception, string hook, string taskName, string taskId);
 

@@ -14,7 +14,7 @@ namespace Conveyor;
 /// no after-task hook) does not wait for its writes: its runner takes the next message while the settler stores the
 /// batch.
 /// </summary>
-internal sealed class TaskRunner
+internal sealed partial class TaskRunner
 {
     private readonly ConveyorClient _client;
     private readonly TaskRegistry _registry;
@@ -112,9 +112,11 @@ internal sealed class TaskRunner
             return;
         }
 
-        if (_options.MaxDeliveries is { } maxDeliveries && delivery.DeliveryCount > maxDeliveries)
+        if (_options.MaxDeliveries is { } maxDeliveries
+            && (delivery.IsUncountedRedelivery ? await CountDeliveriesAsync(delivery, signature).ConfigureAwait(false) : delivery.DeliveryCount) is var deliveries
+            && deliveries > maxDeliveries)
         {
-            await DeadLetterPoisonAsync(delivery, signature, delivery.DeliveryCount - 1).ConfigureAwait(false);
+            await DeadLetterPoisonAsync(delivery, signature, deliveries - 1).ConfigureAwait(false);
             return;
         }
 
