@@ -201,6 +201,40 @@ public sealed partial class ConveyorManagement
         _ => value.ToString() ?? string.Empty,
     };
 
+    /// <summary>
+    /// Lists dead letters with their own ids (for <see cref="RequeueDeadLetterAsync"/> and
+    /// <see cref="DeleteDeadLetterAsync"/>), reasons and tasks, oldest first. The cursor is a position: the broker
+    /// reads dead letters from the oldest, and dead-letter stores stay small.
+    /// </summary>
+    /// <param name="queue">Only this queue's; <see langword="null"/> for all.</param>
+    /// <param name="limit">The most on one page, 1 to 1,000.</param>
+    /// <param name="after">The previous page's cursor; <see langword="null"/> for the first page.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The page.</returns>
+    public async ValueTask<DeadLetterPage> ListDeadLettersAsync(string? queue = null, int limit = 50, string? after = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(limit, 1000);
+        var skip = after is { Length: > 0 } && int.TryParse(after, NumberStyles.None, CultureInfo.InvariantCulture, out var position) ? position : 0;
+        const int Window = 1000;
+        var letters = await _broker.GetDeadLettersAsync(skip + Window, cancellationToken).ConfigureAwait(false);
+        var found = new List<DeadLetterSummary>();
+        var index = skip;
+        for (; index < letters.Count && found.Count < limit; index++)
+        {
+            var letter = letters[index];
+            if (queue is not null && letter.Queue != queue)
+            {
+                continue;
+            }
+
+            var task = TaskSummary.FromMessage(letter.Body.Span, letter.Queue, ManagedTaskState.DeadLettered, letter.Id) with { Error = letter.Reason, Since = letter.DeadLetteredAt };
+            found.Add(new DeadLetterSummary(letter.Id, task));
+        }
+
+        return new DeadLetterPage(found, index < letters.Count ? index.ToString(CultureInfo.InvariantCulture) : null);
+    }
+
     /// <summary>Moves one dead letter back to its queue.</summary>
     /// <param name="deadLetterId">The dead letter's id.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
@@ -274,3 +308,13 @@ public sealed record QueueSummary
     /// <summary>The share of failures among the last hour's finished tasks, 0 to 1; <see langword="null"/> when none finished.</summary>
     public double? ErrorRate => SucceededLastHour + FailedLastHour == 0 ? null : (double)FailedLastHour / (SucceededLastHour + FailedLastHour);
 }
+
+/// <summary>A dead letter as a listing shows it.</summary>
+/// <param name="DeadLetterId">Its id in the dead-letter store (not the task's id).</param>
+/// <param name="Task">The task it holds, with the reason as <see cref="TaskSummary.Error"/> and the time as <see cref="TaskSummary.Since"/>.</param>
+public sealed record DeadLetterSummary(string DeadLetterId, TaskSummary Task);
+
+/// <summary>One page of dead letters.</summary>
+/// <param name="Letters">The dead letters, oldest first.</param>
+/// <param name="Next">The cursor of the next page; <see langword="null"/> when this is the last.</param>
+public sealed record DeadLetterPage(IReadOnlyList<DeadLetterSummary> Letters, string? Next);
