@@ -45,14 +45,15 @@ public static class ConveyorDashboardEndpointRouteBuilderExtensions
             throw new InvalidOperationException("MapConveyorDashboard needs Conveyor's management API: call services.AddConveyor(c => c.Use…()) first (a broker with a management store).");
         }
 
-        var prefix = "/" + pattern.Trim('/');
+        // "/" serves it at the root (the CLI's dashboard); "/conveyor" and "conveyor/" are the same prefix.
+        var prefix = pattern.Trim('/') is { Length: > 0 } trimmed ? "/" + trimmed : string.Empty;
         var group = endpoints.MapGroup(prefix);
         var api = new DashboardApi(options, prefix);
         api.Map(group);
 
         // Which authorization applies is known once every convention has run: at start.
         var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("Conveyor.Dashboard");
-        services.GetService<IHostApplicationLifetime>()?.ApplicationStarted.Register(() => DashboardAccess.LogAccess(endpoints, prefix, logger));
+        services.GetService<IHostApplicationLifetime>()?.ApplicationStarted.Register(() => DashboardAccess.LogAccess(endpoints, prefix, prefix.Length > 0 ? prefix : "/", logger));
         return group;
     }
 }

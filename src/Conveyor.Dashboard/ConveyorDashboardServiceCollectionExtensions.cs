@@ -17,7 +17,7 @@ public static class ConveyorDashboardServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(services);
         services.AddAntiforgery();
-        services.AddAuthorizationCore();
+        services.AddAuthorization();
         services.TryAddSingleton<DashboardServicesMarker>();
         return services;
     }

@@ -54,7 +54,7 @@ internal static class DashboardAccess
     }
 
     /// <summary>Logs, once the conventions have run, whether the dashboard is local-only.</summary>
-    public static void LogAccess(IEndpointRouteBuilder endpoints, string prefix, ILogger logger)
+    public static void LogAccess(IEndpointRouteBuilder endpoints, string prefix, string shown, ILogger logger)
     {
         var dashboard = endpoints.DataSources.SelectMany(s => s.Endpoints)
             .Where(e => e.Metadata.GetMetadata<DashboardEndpointMetadata>() is { } marker && marker.Prefix == prefix)
@@ -67,11 +67,11 @@ internal static class DashboardAccess
         if (dashboard.All(e => HasAuthorization(e.Metadata)))
         {
             var policies = dashboard.SelectMany(e => e.Metadata.GetOrderedMetadata<IAuthorizeData>()).Select(a => a.Policy ?? a.Roles ?? "(default policy)").Distinct(StringComparer.Ordinal);
-            DashboardLog.Authorized(logger, prefix, string.Join(", ", policies));
+            DashboardLog.Authorized(logger, shown, string.Join(", ", policies));
         }
         else
         {
-            DashboardLog.LocalOnly(logger, prefix);
+            DashboardLog.LocalOnly(logger, shown);
         }
     }
 }

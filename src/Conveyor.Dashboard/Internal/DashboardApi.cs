@@ -31,7 +31,11 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
         group.ExcludeFromDescription();
 
         // The page's relative asset and API paths need the trailing slash.
-        group.MapGet(string.Empty, (HttpContext context) => Results.Redirect(context.Request.PathBase + prefix + "/"));
+        if (prefix.Length > 0)
+        {
+            group.MapGet(string.Empty, (HttpContext context) => Results.Redirect(context.Request.PathBase + prefix + "/"));
+        }
+
         group.MapGet("/", ServePage);
         group.MapGet("/assets/{name}", ServeAsset);
 
