@@ -40,7 +40,8 @@ public static class ConveyorDashboardEndpointRouteBuilderExtensions
             throw new InvalidOperationException("MapConveyorDashboard needs the dashboard's services: call services.AddConveyorDashboard() first.");
         }
 
-        if (services.GetService<ConveyorManagement>() is null)
+        // Asked, not resolved: resolving would create the providers' clients before the host connects them.
+        if (services.GetService<IServiceProviderIsService>() is { } registered && !registered.IsService(typeof(ConveyorManagement)))
         {
             throw new InvalidOperationException("MapConveyorDashboard needs Conveyor's management API: call services.AddConveyor(c => c.Use…()) first (a broker with a management store).");
         }

@@ -47,7 +47,7 @@ internal static class DashboardAccess
         var context = invocation.HttpContext;
         if (context.GetEndpoint() is { } endpoint && !HasAuthorization(endpoint.Metadata) && !IsLocal(context))
         {
-            return Results.Json(new { error = "This dashboard has no authorization policy, so it answers local requests only (see MapConveyorDashboard().RequireAuthorization(policy))." }, statusCode: StatusCodes.Status403Forbidden);
+            return DashboardJson.Json(new { error = "This dashboard has no authorization policy, so it answers local requests only (see MapConveyorDashboard().RequireAuthorization(policy))." }, StatusCodes.Status403Forbidden);
         }
 
         return await next(invocation).ConfigureAwait(false);

@@ -30,13 +30,9 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
         group.AddEndpointFilter(DashboardAccess.LocalOnlyFilter);
         group.ExcludeFromDescription();
 
-        // The page's relative asset and API paths need the trailing slash.
-        if (prefix.Length > 0)
-        {
-            group.MapGet(string.Empty, (HttpContext context) => Results.Redirect(context.Request.PathBase + prefix + "/"));
-        }
-
-        group.MapGet("/", ServePage);
+        // One endpoint for "/conveyor" and "/conveyor/" (routing does not tell them apart): the page's relative
+        // asset and API paths need the trailing slash, so the first is redirected to the second.
+        group.MapGet(string.Empty, ServePage);
         group.MapGet("/assets/{name}", ServeAsset);
 
         group.MapGet("/api/session", (Func<HttpContext, Task<IResult>>)Session);
@@ -57,6 +53,11 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
 
     private IResult ServePage(HttpContext context)
     {
+        if (context.Request.Path.Value is not { } path || !path.EndsWith('/'))
+        {
+            return Results.Redirect(context.Request.PathBase + context.Request.Path + "/" + context.Request.QueryString);
+        }
+
         var html = DashboardAssets.Page(options.Title);
         context.Response.Headers.CacheControl = "no-store";
         AddSecurityHeaders(context);
@@ -103,7 +104,7 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
         var conveyor = context.RequestServices.GetService<IOptions<ConveyorOptions>>()?.Value;
         var management = Management(context);
         context.Response.Headers.CacheControl = "no-store";
-        return Results.Json(new
+        return DashboardJson.Json(new
         {
             title = options.Title,
             refreshSeconds = options.StatsRefreshInterval.TotalSeconds,
@@ -125,7 +126,7 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
         var queues = await management.ListQueuesAsync(cancellationToken).ConfigureAwait(false);
         var throughput = await management.GetThroughputAsync(60, cancellationToken: cancellationToken).ConfigureAwait(false);
         var workers = await management.ListWorkersAsync(cancellationToken).ConfigureAwait(false);
-        return Results.Json(new
+        return DashboardJson.Json(new
         {
             queues = queues.Select(q => new
             {
@@ -165,7 +166,7 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
             var isMessage = parsed is ManagedTaskState.Pending or ManagedTaskState.Scheduled or ManagedTaskState.Active;
             var query = new TaskQuery { State = parsed, Queue = string.IsNullOrWhiteSpace(queue) ? (isMessage ? management.DefaultQueue : null) : queue, Limit = size, After = after };
             var page = await management.SearchTasksAsync(query, q, cancellationToken).ConfigureAwait(false);
-            return Results.Json(new { tasks = page.Tasks.Select(t => Summary(t, null)), next = page.Next });
+            return DashboardJson.Json(new { tasks = page.Tasks.Select(t => Summary(t, null)), next = page.Next });
         }
         catch (NotSupportedException ex)
         {
@@ -190,7 +191,7 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
             }
         }
 
-        return Results.Json(new { tasks = found.Select(l => Summary(l.Task, l.DeadLetterId)), next = cursor });
+        return DashboardJson.Json(new { tasks = found.Select(l => Summary(l.Task, l.DeadLetterId)), next = cursor });
     }
 
     private static Dictionary<string, object?> Summary(TaskSummary task, string? deadLetterId) => new(StringComparer.Ordinal)
@@ -223,7 +224,7 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
             if (await GroupOfAsync(backend, id, cancellationToken).ConfigureAwait(false) is { } onlyGroup)
             {
                 var groupTree = await TaskTree.BuildAsync(backend, null, onlyGroup, id, cancellationToken).ConfigureAwait(false);
-                return Results.Json(new { id, kind = "group", tree = groupTree });
+                return DashboardJson.Json(new { id, kind = "group", tree = groupTree });
             }
 
             return Error(StatusCodes.Status404NotFound, $"nothing is known of {id} (an unknown id, or its result expired)");
@@ -231,7 +232,7 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
 
         var state = detail.State;
         var tree = await TaskTree.BuildAsync(backend, detail.Signature, detail.Group, id, cancellationToken).ConfigureAwait(false);
-        return Results.Json(new
+        return DashboardJson.Json(new
         {
             id,
             kind = "task",
@@ -302,13 +303,13 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
             });
         }
 
-        return Results.Json(new { schedules = rows, problem });
+        return DashboardJson.Json(new { schedules = rows, problem });
     }
 
     private static async Task<IResult> Workers(HttpContext context, CancellationToken cancellationToken)
     {
         var workers = await Management(context).ListWorkersAsync(cancellationToken).ConfigureAwait(false);
-        return Results.Json(new
+        return DashboardJson.Json(new
         {
             workers = workers.Select(w => new
             {
@@ -364,7 +365,7 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
         }
 
         Ran(context, action, queue, result);
-        return Results.Json(new { message = $"{queue}: {result}" });
+        return DashboardJson.Json(new { message = $"{queue}: {result}" });
     }
 
     private async Task<IResult> TasksAction(HttpContext context, string action, CancellationToken cancellationToken)
@@ -440,7 +441,7 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
         }
 
         Ran(context, action, string.Join(' ', request.Ids.Take(10)), string.Create(CultureInfo.InvariantCulture, $"{done} changed, {skipped.Count} not found"));
-        return Results.Json(new { message = string.Create(CultureInfo.InvariantCulture, $"{action}: {done} changed{(skipped.Count > 0 ? $", {skipped.Count} not found (already gone)" : string.Empty)}"), done, skipped });
+        return DashboardJson.Json(new { message = string.Create(CultureInfo.InvariantCulture, $"{action}: {done} changed{(skipped.Count > 0 ? $", {skipped.Count} not found (already gone)" : string.Empty)}"), done, skipped });
     }
 
     private Task<IResult> DeadLettersAction(HttpContext context, string action, CancellationToken cancellationToken)
@@ -508,7 +509,7 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
         }
 
         Ran(context, action, name, result);
-        return Results.Json(new { message = $"{name}: {result}" });
+        return DashboardJson.Json(new { message = $"{name}: {result}" });
     }
 
     private static async Task<bool> DeleteStateAsync(HttpContext context, string id, CancellationToken cancellationToken)
@@ -570,7 +571,7 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
     {
         try
         {
-            var request = await context.Request.ReadFromJsonAsync<ActionRequest>(cancellationToken).ConfigureAwait(false);
+            var request = await context.Request.ReadFromJsonAsync<ActionRequest>(DashboardJson.Options, cancellationToken).ConfigureAwait(false);
             if (request is not null && context.Items.ContainsKey(DeadLetterStateKey))
             {
                 request = request with { State = "dead" };
@@ -591,7 +592,7 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
 
     private static string UserName(HttpContext context) => context.User.Identity?.Name ?? context.Connection.RemoteIpAddress?.ToString() ?? "anonymous";
 
-    private static IResult Error(int status, string message) => Results.Json(new { error = message }, statusCode: status);
+    private static IResult Error(int status, string message) => DashboardJson.Json(new { error = message }, status);
 
     internal static ManagedTaskState? ParseState(string text) => text.ToUpperInvariant() switch
     {
