@@ -312,17 +312,12 @@ public sealed class SqliteBroker : IBroker
         private readonly string _queue;
         private readonly string _name;
         private readonly string _owner;
-        private readonly int _prefetch;
-        private readonly int _refillThreshold;
         private readonly QueueSignal _signal;
-        private readonly Channel<IBrokerDelivery> _channel = Channel.CreateUnbounded<IBrokerDelivery>(new UnboundedChannelOptions { SingleWriter = true });
+        private readonly PrefetchWindow<IBrokerDelivery> _window;
         private readonly ConcurrentDictionary<long, Delivery> _held = new();
         private readonly CancellationTokenSource _stop = new();
-        private readonly Lock _creditGate = new();
-        private TaskCompletionSource _creditFreed = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private Task _pump = Task.CompletedTask;
         private Task _heartbeat = Task.CompletedTask;
-        private int _unsettled;
         private int _stopped;
 
         public Consumer(SqliteBroker broker, string queue, ConsumeOptions options)
@@ -333,12 +328,11 @@ public sealed class SqliteBroker : IBroker
             // Unique per subscription: two consumers with the same name (two workers of one process) hold
             // different leases.
             _owner = options.ConsumerName + "#" + Guid.NewGuid().ToString("N");
-            _prefetch = options.Prefetch;
-            _refillThreshold = Math.Max(1, Math.Min(_prefetch / 2, broker._fetchBatchSize));
+            _window = new PrefetchWindow<IBrokerDelivery>(options.Prefetch, Math.Min(options.Prefetch / 2, broker._fetchBatchSize));
             _signal = broker._store.QueueSignal(queue);
         }
 
-        public ChannelReader<IBrokerDelivery> Deliveries => _channel.Reader;
+        public ChannelReader<IBrokerDelivery> Deliveries => _window.Reader;
 
         private SqliteStore Store => _broker._store;
 
@@ -364,7 +358,7 @@ public sealed class SqliteBroker : IBroker
 
             await _stop.CancelAsync().ConfigureAwait(false);
             await Task.WhenAll(_pump, _heartbeat).ConfigureAwait(false);
-            _channel.Writer.TryComplete();
+            _window.Complete();
             if (_pump != Task.CompletedTask)
             {
                 Store.Poller.Unsubscribe();
@@ -456,7 +450,7 @@ public sealed class SqliteBroker : IBroker
             delivery.EndSettle();
             if (_held.TryRemove(delivery.Id, out _))
             {
-                FreeCredit();
+                _window.Release();
             }
 
             if (!held)
@@ -465,19 +459,6 @@ public sealed class SqliteBroker : IBroker
                 // the settlement changed nothing.
                 LogLeaseLost(delivery);
             }
-        }
-
-        private void FreeCredit()
-        {
-            Interlocked.Decrement(ref _unsettled);
-            TaskCompletionSource freed;
-            lock (_creditGate)
-            {
-                freed = _creditFreed;
-                _creditFreed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            }
-
-            freed.TrySetResult();
         }
 
         private void LogLeaseLost(Delivery delivery)
@@ -496,24 +477,12 @@ public sealed class SqliteBroker : IBroker
             {
                 try
                 {
-                    Task creditFreed;
-                    lock (_creditGate)
-                    {
-                        creditFreed = _creditFreed.Task;
-                    }
-
                     // Refill in batches: while deliveries are still buffered, wait until enough credits are free
                     // for one fetch to carry several messages, instead of one transaction per settled message.
-                    var free = _prefetch - Volatile.Read(ref _unsettled);
-                    if (free <= 0 || (free < _refillThreshold && _channel.Reader.Count > 0))
-                    {
-                        await creditFreed.WaitAsync(token).ConfigureAwait(false);
-                        continue;
-                    }
+                    var limit = await _window.WaitForRoomAsync(_broker._fetchBatchSize, token).ConfigureAwait(false);
 
                     // Taken before the fetch, so that a publish committed while we fetch still wakes us.
                     var woken = _signal.Next;
-                    var limit = Math.Min(free, _broker._fetchBatchSize);
                     var result = await Store.WriteAsync((Consumer: this, Limit: limit), static (context, s) => s.Consumer.Fetch(context, s.Limit), token)
                         .ConfigureAwait(false);
                     failures = 0;
@@ -521,8 +490,9 @@ public sealed class SqliteBroker : IBroker
                     {
                         var delivery = new Delivery(this, message.Id, _queue, message.Body, message.DeliveryCount);
                         _held[message.Id] = delivery;
-                        Interlocked.Increment(ref _unsettled);
-                        _channel.Writer.TryWrite(delivery);
+
+                        // Refused only while stopping: it stays held, and the stop hands it back with the rest.
+                        _window.TryAdd(delivery);
                     }
 
                     if (result.Messages.Count < limit)

@@ -22,15 +22,20 @@ public sealed class BenchProcessTests : IDisposable
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     [Fact]
-    public async Task Bench_TwoWorkersOnSqlite_ReportsEveryTaskRunOnceAndTheCpuOfEachSide()
+    public async Task Bench_TwoWorkersOnSqliteAfterAWarmUp_ReportsEveryTaskRunOnceAndTheCpuOfEachSide()
     {
-        var (exitCode, output, error) = await CliProcess.RunAsync(_directory, Generous, "bench", "-n", "2000", "--workers", "2", "--json");
+        var (exitCode, output, error) = await CliProcess.RunAsync(_directory, Generous, "bench", "--warmup", "1000", "-n", "2000", "--workers", "2", "--json");
 
         Assert.True(exitCode == 0, $"bench exit {exitCode}\n{output}\n{error}");
         using var report = JsonDocument.Parse(output);
         var root = report.RootElement;
         Assert.Equal(2000, root.GetProperty("tasks").GetInt32());
         Assert.Equal(0, root.GetProperty("lost").GetInt32());
+        Assert.Equal(1000, root.GetProperty("warm_up_tasks").GetInt32());
+        Assert.Equal(0, root.GetProperty("warm_up_lost").GetInt32());
+        Assert.True(root.GetProperty("warm_up_tasks_per_second").GetDouble() > 0, output);
+
+        // The warm-up's tasks carry no run id: the workers count the measured run's tasks only.
         Assert.Equal(2000, root.GetProperty("executions").GetInt64());
         Assert.Equal(0, root.GetProperty("duplicates").GetInt64());
         Assert.Equal(0, root.GetProperty("uncounted").GetInt64());
@@ -46,7 +51,7 @@ public sealed class BenchProcessTests : IDisposable
     [Fact]
     public async Task Bench_OneWorkerOnSqlite_PrintsTheCpuOfEachSideUnderTheTable()
     {
-        var (exitCode, output, error) = await CliProcess.RunAsync(_directory, Generous, "bench", "-n", "300");
+        var (exitCode, output, error) = await CliProcess.RunAsync(_directory, Generous, "bench", "--warmup", "0", "-n", "300");
 
         Assert.True(exitCode == 0, $"bench exit {exitCode}\n{output}\n{error}");
         var row = Assert.Single(output.Split('\n'), line => line.Contains("│ 300 ", StringComparison.Ordinal));
@@ -62,7 +67,7 @@ public sealed class BenchProcessTests : IDisposable
     {
         var url = $"{TestServers.RedisUrl}?key_prefix=conveyor-cli-bench-{Guid.NewGuid():N}:";
         var queue = "conveyor-cli-bench-" + Guid.NewGuid().ToString("N")[..12];
-        var (exitCode, output, error) = await CliProcess.RunAsync(_directory, Generous, "bench", "-n", "2000", "--workers", "2", "--json", "--broker", url, "--backend", url, "--queue", queue);
+        var (exitCode, output, error) = await CliProcess.RunAsync(_directory, Generous, "bench", "--warmup", "0", "-n", "2000", "--workers", "2", "--json", "--broker", url, "--backend", url, "--queue", queue);
 
         Assert.True(exitCode == 0, $"bench exit {exitCode}\n{output}\n{error}");
         using var report = JsonDocument.Parse(output);
@@ -182,7 +187,7 @@ public sealed class BenchProcessTests : IDisposable
         await first.WaitForOutputAsync("conveyor worker", Generous);
         await second.WaitForOutputAsync("conveyor worker", Generous);
 
-        using var bench = CliProcess.Start(_directory, ["bench", "-n", "20000", "--no-worker", "--json", "--timeout", "60", .. connection]);
+        using var bench = CliProcess.Start(_directory, ["bench", "--warmup", "0", "-n", "20000", "--no-worker", "--json", "--timeout", "60", .. connection]);
         var waited = Stopwatch.StartNew();
         QueueStatistics statistics;
         while ((statistics = await broker.GetQueueStatisticsAsync(queue)).Ready < 200 || (inFlightSeen && statistics.InFlight <= 4))

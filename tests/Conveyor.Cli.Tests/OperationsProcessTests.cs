@@ -91,7 +91,7 @@ public abstract class OperationsProcessTests : IDisposable
         await second.WaitForOutputAsync("conveyor worker", Generous);
 
         // 1,000 tasks published over 10 s; the queue is paused while they come in.
-        using var bench = CliProcess.Start(Directory, "bench", "-n", "1000", "--rate", "100", "--no-worker", "--json", "--timeout", "110", "--broker", url, "--backend", url);
+        using var bench = CliProcess.Start(Directory, "bench", "--warmup", "0", "-n", "1000", "--rate", "100", "--no-worker", "--json", "--timeout", "110", "--broker", url, "--backend", url);
         await EventuallyAsync(async () => (await RunOkAsync(url, "queues", "--json")).Contains("machinery_tasks", StringComparison.Ordinal), "the benchmark publishes");
         await Task.Delay(TimeSpan.FromSeconds(1));
         await RunOkAsync(url, "pause");

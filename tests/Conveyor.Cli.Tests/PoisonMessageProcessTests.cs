@@ -30,7 +30,7 @@ public sealed class PoisonMessageProcessTests : IDisposable
 
             var sent = await CliProcess.RunAsync(_directory, Generous, "send", "crash", "string:poison", "--broker", url, "--backend", url, "--json");
             Assert.True(sent.ExitCode == 0, sent.Error);
-            using var bench = CliProcess.Start(_directory, "bench", "-n", "2000", "--rate", "200", "--no-worker", "--json", "--timeout", "100", "--broker", url, "--backend", url);
+            using var bench = CliProcess.Start(_directory, "bench", "--warmup", "0", "-n", "2000", "--rate", "200", "--no-worker", "--json", "--timeout", "100", "--broker", url, "--backend", url);
 
             // The supervisor: a dead worker is replaced, as systemd or Kubernetes would.
             var deadline = DateTime.UtcNow + Generous;

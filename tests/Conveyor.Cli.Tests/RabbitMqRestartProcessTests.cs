@@ -23,7 +23,7 @@ public sealed class RabbitMqRestartProcessTests(ITestOutputHelper output) : IDis
         const int Tasks = 6000;
 
         // Published over ~10 s, so the restart falls in the middle of publishing and running.
-        using var bench = CliProcess.Start(_directory, "bench", "-n", Tasks.ToString(System.Globalization.CultureInfo.InvariantCulture), "--rate", "600",
+        using var bench = CliProcess.Start(_directory, "bench", "--warmup", "0", "-n", Tasks.ToString(System.Globalization.CultureInfo.InvariantCulture), "--rate", "600",
             "--workers", "2", "--concurrency", "8", "--json", "--timeout", "150", "--broker", rabbit.AmqpUrl, "--backend", "sqlite://results.db");
         await Task.Delay(TimeSpan.FromSeconds(4));
         Assert.False(bench.HasExited, $"bench ended before the restart:\n{bench.Output}\n{bench.Error}");

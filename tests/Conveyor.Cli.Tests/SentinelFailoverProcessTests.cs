@@ -37,7 +37,7 @@ public sealed class SentinelFailoverProcessTests(ITestOutputHelper output) : IDi
         await first.WaitForOutputAsync("conveyor worker", Generous);
         await second.WaitForOutputAsync("conveyor worker", Generous);
 
-        using var bench = CliProcess.Start(_directory, "bench", "-n", "20000", "--no-worker", "--json", "--timeout", "150", "--broker", url, "--backend", url);
+        using var bench = CliProcess.Start(_directory, "bench", "--warmup", "0", "-n", "20000", "--no-worker", "--json", "--timeout", "150", "--broker", url, "--backend", url);
         await Task.Delay(TimeSpan.FromSeconds(2.5));
         Assert.False(bench.HasExited, $"bench ended before the failover:\n{bench.Output}\n{bench.Error}");
         await RedisCliAsync(primary, "shutdown", "nosave");

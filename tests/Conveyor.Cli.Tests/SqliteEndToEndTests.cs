@@ -64,7 +64,7 @@ public sealed class SqliteEndToEndTests : IDisposable
         await first.WaitForOutputAsync("conveyor worker", Generous);
         await second.WaitForOutputAsync("conveyor worker", Generous);
 
-        using var bench = CliProcess.Start(_directory, "bench", "-n", "3000", "--rate", "1500", "--no-worker", "--json", "--broker", url, "--backend", url);
+        using var bench = CliProcess.Start(_directory, "bench", "--warmup", "0", "-n", "3000", "--rate", "1500", "--no-worker", "--json", "--broker", url, "--backend", url);
         await Task.Delay(TimeSpan.FromSeconds(1));
         first.Kill();
         var exitCode = await bench.WaitForExitAsync(Generous);

@@ -27,7 +27,7 @@ public sealed class SqsProcessTests : IDisposable
         await first.WaitForOutputAsync("conveyor worker", Generous);
         await second.WaitForOutputAsync("conveyor worker", Generous);
 
-        using var bench = CliProcess.Start(_directory, environment, "bench", "-n", "5000", "--no-worker", "--json", "--broker", broker, "--backend", backend, "--queue", queue);
+        using var bench = CliProcess.Start(_directory, environment, "bench", "--warmup", "0", "-n", "5000", "--no-worker", "--json", "--broker", broker, "--backend", backend, "--queue", queue);
         await Task.Delay(TimeSpan.FromSeconds(1));
         first.Kill();
         var exitCode = await bench.WaitForExitAsync(Generous);

@@ -34,6 +34,11 @@ internal sealed class BenchSettings : ConnectionSettings
     [Description("Start no worker: use workers started elsewhere on the same broker and queue. Default: off")]
     public bool NoWorker { get; init; }
 
+    [CommandOption("--warmup <N>")]
+    [Description("Run N add tasks first, at full speed and not counted, so that the measured run sees the code the JIT has optimized (a new .NET process runs its first seconds slower while the JIT compiles); the warm-up's own figure is printed too")]
+    [DefaultValue(20_000)]
+    public int WarmUp { get; init; } = 20_000;
+
     [CommandOption("--timeout <SECONDS>")]
     [Description("Stop waiting for results after this long; tasks not finished count as lost")]
     [DefaultValue(300.0)]
@@ -47,6 +52,7 @@ internal sealed class BenchSettings : ConnectionSettings
 
     public override ValidationResult Validate() =>
         Tasks < 1 ? ValidationResult.Error("-n must be at least 1")
+        : WarmUp < 0 ? ValidationResult.Error("--warmup must be 0 or more")
         : NoWorker && Workers is not null ? ValidationResult.Error("use --workers or --no-worker, not both")
         : Workers is < 1 ? ValidationResult.Error("--workers must be at least 1")
         : Rate is <= 0 ? ValidationResult.Error("--rate must be positive")
@@ -100,13 +106,19 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
 
             if (settings.WorkerCount > 0 || settings.NoWorker)
             {
-                await WarmUpAsync(client, settings, session, cancellationToken).ConfigureAwait(false);
+                await WaitForWorkersAsync(client, settings, session, cancellationToken).ConfigureAwait(false);
+            }
+
+            Report? warmUp = null;
+            if (settings.WarmUp > 0 && (settings.WorkerCount > 0 || settings.NoWorker))
+            {
+                warmUp = (await RunAsync(client, session, settings, settings.WarmUp, rate: null, counted: false, cancellationToken).ConfigureAwait(false)).Report;
             }
 
             await using var redis = await RedisServerStats.OpenAsync([session.Options.Broker, session.Options.ResultBackend], cancellationToken).ConfigureAwait(false);
             var redisBefore = redis is null ? null : await redis.SnapshotAsync(cancellationToken).ConfigureAwait(false);
             var cpuBefore = Environment.CpuUsage.TotalTime;
-            var run = await RunAsync(client, session, settings, cancellationToken).ConfigureAwait(false);
+            var run = await RunAsync(client, session, settings, settings.Tasks, settings.Rate, counted: true, cancellationToken).ConfigureAwait(false);
             var producerCpu = Environment.CpuUsage.TotalTime - cpuBefore;
             var redisStats = redis is null ? null : RedisServerStats.PerTask(redisBefore!, await redis.SnapshotAsync(cancellationToken).ConfigureAwait(false), settings.Tasks);
 
@@ -137,9 +149,12 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
                 WorkersProcessCpuSeconds = !inProcess && executions.Workers > 0 ? Math.Round(executions.ProcessCpuSeconds, 3) : null,
                 WorkersInProcess = inProcess,
                 Redis = redisStats,
+                WarmUpTasks = warmUp?.Tasks,
+                WarmUpTasksPerSecond = warmUp?.TasksPerSecond,
+                WarmUpLost = warmUp?.Lost,
             };
             Print(result, settings.Json);
-            return result.Lost == 0 ? ExitCodes.Success : ExitCodes.TaskFailed;
+            return result.Lost == 0 && result.WarmUpLost is null or 0 ? ExitCodes.Success : ExitCodes.TaskFailed;
         }
         finally
         {
@@ -251,7 +266,7 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
         }
     }
 
-    private static async Task WarmUpAsync(ConveyorClient client, BenchSettings settings, CliSession session, CancellationToken cancellationToken)
+    private static async Task WaitForWorkersAsync(ConveyorClient client, BenchSettings settings, CliSession session, CancellationToken cancellationToken)
     {
         var warmUp = await client.SendAsync(new Signature("echo", TaskArgument.String("warm-up")), cancellationToken).ConfigureAwait(false);
         try
@@ -293,6 +308,15 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
         /// <summary>The worker processes' CPU time since they started (start-up and warm-up included).</summary>
         public double? WorkersProcessCpuSeconds { get; init; }
 
+        /// <summary>Tasks run before the measured run, not counted in it; null without a warm-up.</summary>
+        public int? WarmUpTasks { get; init; }
+
+        /// <summary>The warm-up's own throughput (start-up JIT included).</summary>
+        public double? WarmUpTasksPerSecond { get; init; }
+
+        /// <summary>Warm-up tasks that did not finish in time (a lost task is a failure, counted or not).</summary>
+        public int? WarmUpLost { get; init; }
+
         /// <summary>What each Redis server of the run did, per task; null when neither broker nor backend is Redis.</summary>
         public IReadOnlyList<RedisRunStats>? Redis { get; init; }
     }
@@ -324,10 +348,10 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
         await first.ConfigureAwait(false);
     }
 
-    private static async Task<BenchRun> RunAsync(ConveyorClient client, CliSession session, BenchSettings settings, CancellationToken cancellationToken)
+    /// <summary>Publishes <paramref name="count"/> add tasks and waits for them; uncounted ones carry no run id, so no worker tallies them.</summary>
+    private static async Task<BenchRun> RunAsync(ConveyorClient client, CliSession session, BenchSettings settings, int count, double? rate, bool counted, CancellationToken cancellationToken)
     {
         var runId = Guid.NewGuid().ToString("N");
-        var count = settings.Tasks;
         var ids = new string[count];
         var published = new long[count];
         var completed = new long[count];
@@ -340,10 +364,10 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
         var publisher = Task.Run(
             async () =>
             {
-                var interval = settings.Rate is { } rate ? TimeSpan.FromSeconds(1 / rate) : TimeSpan.Zero;
-                await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = settings.Rate is null ? PublishersAtOnce : 4, CancellationToken = cancellationToken }, async (i, ct) =>
+                var interval = rate is { } perSecond ? TimeSpan.FromSeconds(1 / perSecond) : TimeSpan.Zero;
+                await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism = rate is null ? PublishersAtOnce : 4, CancellationToken = cancellationToken }, async (i, ct) =>
                 {
-                    if (settings.Rate is not null)
+                    if (rate is not null)
                     {
                         // Pace by schedule, not by sleeping between sends: task i goes at i / rate.
                         var due = interval * i;
@@ -355,7 +379,10 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
                     }
 
                     var signature = new Signature("add", TaskArgument.Int64(i), TaskArgument.Int64(1));
-                    signature.Headers[BuiltInTasks.BenchHeader] = runId;
+                    if (counted)
+                    {
+                        signature.Headers[BuiltInTasks.BenchHeader] = runId;
+                    }
                     ids[i] = signature.Id;
                     published[i] = Stopwatch.GetTimestamp();
                     // A broker or backend restart mid-run: retry the publish (at least once; a retried publish may
@@ -384,7 +411,7 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
         var done = 0;
         var deadline = TimeSpan.FromSeconds(settings.Timeout);
         var pending = new List<int>(count);
-        var progress = !settings.Json && !Console.IsOutputRedirected;
+        var progress = counted && !settings.Json && !Console.IsOutputRedirected;
         var lastPrinted = TimeSpan.Zero;
         var lastError = TimeSpan.FromSeconds(-10);
         var lastFinished = 0;
@@ -410,7 +437,13 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             {
                 try
                 {
-                    var states = await session.Backend.GetStatesAsync([.. pending.Take(window).Select(i => ids[i])], cancellationToken).ConfigureAwait(false);
+                    var windowIds = new string[window];
+                    for (var j = 0; j < window; j++)
+                    {
+                        windowIds[j] = ids[pending[j]];
+                    }
+
+                    var states = await session.Backend.GetStatesAsync(windowIds, cancellationToken).ConfigureAwait(false);
                     var now = Stopwatch.GetTimestamp();
                     for (var j = 0; j < window; j++)
                     {
@@ -439,7 +472,18 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             if (finishedThisPass > 0)
             {
                 done += finishedThisPass;
-                pending.RemoveAll(i => completed[i] != 0);
+
+                // Only the window was read: compact it, not the whole backlog (its tail is untouched).
+                var kept = 0;
+                for (var j = 0; j < window; j++)
+                {
+                    if (completed[pending[j]] == 0)
+                    {
+                        pending[kept++] = pending[j];
+                    }
+                }
+
+                pending.RemoveRange(kept, window - kept);
             }
 
             if (finishedThisPass < window / 2 && pending.Count > WatchedPendingMax)
@@ -523,6 +567,11 @@ internal sealed class BenchCommand : AsyncCommand<BenchSettings>
             report.Lost.ToString(CultureInfo.InvariantCulture),
             report.Duplicates?.ToString(CultureInfo.InvariantCulture) ?? "?");
         AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"broker {report.Broker}, backend {report.Backend}");
+        if (report.WarmUpTasks is { } warmUpTasks)
+        {
+            AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"warm-up: {warmUpTasks:N0} tasks at {report.WarmUpTasksPerSecond:N0} tasks/s (start-up JIT included), {report.WarmUpLost} lost, not counted below");
+        }
+
         AnsiConsole.Write(table);
         foreach (var line in CpuAndRedisLines(report))
         {

@@ -19,20 +19,17 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
     private readonly RedisBroker _broker;
     private readonly RedisKeys _keys;
     private readonly RedisConveyorOptions _options;
-    private readonly Channel<IBrokerDelivery> _channel = Channel.CreateUnbounded<IBrokerDelivery>(new UnboundedChannelOptions { SingleWriter = true });
     private readonly ConcurrentDictionary<RedisDelivery, byte> _unsettled = new();
     private readonly ConcurrentQueue<RedisDelivery> _handBack = new();
-    private readonly AsyncSignal _credit = new();
+    private readonly PrefetchWindow<IBrokerDelivery> _window;
     private readonly AsyncSignal _wake = new();
     private readonly CancellationTokenSource _stop = new();
-    private readonly int _prefetch;
     private readonly RedisKey _queueKey;
     private readonly RedisKey _inFlight;
     private readonly RedisKey _heartbeat;
     private readonly RedisKey[] _fetchKeys;
     private readonly RedisChannel _wakeChannel;
     private readonly Action<RedisChannel, RedisValue> _onWake;
-    private int _credits;
     private int _stopped;
     private volatile bool _reconcile;
     private Task _loops = Task.CompletedTask;
@@ -43,8 +40,7 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
         _keys = broker.Keys;
         _options = broker.Options;
         Queue = queue;
-        _prefetch = options.Prefetch;
-        _credits = options.Prefetch;
+        _window = new PrefetchWindow<IBrokerDelivery>(options.Prefetch, options.Prefetch / 4);
 
         // Unique per consumer instance: several consumers of one process share a ConsumerName, and a restarted
         // worker must not inherit its former self's in-flight list before that one is recovered.
@@ -64,7 +60,7 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
 
     public string Scope { get; }
 
-    public ChannelReader<IBrokerDelivery> Deliveries => _channel.Reader;
+    public ChannelReader<IBrokerDelivery> Deliveries => _window.Reader;
 
     /// <summary>This consumer's in-flight list, which a result backend on the same connection settles in its own script.</summary>
     internal RedisKey InFlightKey => _inFlight;
@@ -95,7 +91,7 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
     {
         _reconcile = true;
         _wake.Set();
-        _credit.Set();
+        _window.Nudge();
     }
 
     /// <summary>Stops without handing anything back, as a killed process would (tests): its heartbeat expires.</summary>
@@ -146,7 +142,7 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
         {
         }
 
-        _channel.Writer.TryComplete();
+        _window.Complete();
         try
         {
             await _broker.Subscriber.UnsubscribeAsync(_wakeChannel, _onWake).ConfigureAwait(false);
@@ -165,25 +161,21 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
         {
             try
             {
-                _credit.Reset();
                 if (_reconcile)
                 {
                     await ReconcileAsync().ConfigureAwait(false);
                     _reconcile = false;
                 }
 
-                var credits = Volatile.Read(ref _credits);
-
-                // Fetch in batches under load: wait until a quarter of the prefetch is free, unless the local buffer
-                // ran dry (then any free credit is worth a fetch, or the handlers starve).
-                if (credits <= 0 || (credits < Math.Max(1, _prefetch / 4) && _channel.Reader.Count > 0))
+                // Fetch in batches under load: a quarter of the prefetch free, or any credit once the buffer ran dry.
+                var room = await _window.WaitForRoomAsync(_options.FetchBatchSize, token).ConfigureAwait(false);
+                if (room == 0)
                 {
-                    await _credit.Task.WaitAsync(token).ConfigureAwait(false);
-                    continue;
+                    continue; // nudged: reconcile first
                 }
 
                 _wake.Reset();
-                var fetched = await FetchAsync(Math.Min(credits, _options.FetchBatchSize)).ConfigureAwait(false);
+                var fetched = await FetchAsync(room).ConfigureAwait(false);
                 if (failures > 0)
                 {
                     Log.LoopRecovered(Logger, Id, Queue, failures);
@@ -239,9 +231,12 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
         for (var i = 0; i < items.Length; i += 2)
         {
             var delivery = new RedisDelivery(this, (byte[])items[i + 1]!, (byte)(int)items[i]);
-            Interlocked.Decrement(ref _credits);
             _unsettled[delivery] = 0;
-            _channel.Writer.TryWrite(delivery);
+            if (!_window.TryAdd(delivery))
+            {
+                // Stopping: it stays in the in-flight list, which the hand-back on dispose returns to the queue.
+                _unsettled.TryRemove(delivery, out _);
+            }
         }
 
         return count;
@@ -493,8 +488,7 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
     {
         if (_unsettled.TryRemove(delivery, out _))
         {
-            Interlocked.Increment(ref _credits);
-            _credit.Set();
+            _window.Release();
         }
     }
 }

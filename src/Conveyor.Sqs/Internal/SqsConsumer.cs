@@ -15,10 +15,9 @@ internal sealed class SqsConsumer : IMessageConsumer
 {
     private readonly SqsBroker _broker;
     private readonly SqsQueue _queue;
-    private readonly Channel<IBrokerDelivery> _deliveries = Channel.CreateUnbounded<IBrokerDelivery>(new UnboundedChannelOptions { SingleWriter = true });
+    private readonly PrefetchWindow<IBrokerDelivery> _window;
     private readonly Channel<PendingDelete> _deletes = Channel.CreateUnbounded<PendingDelete>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<SqsDelivery, byte> _unsettled = new();
-    private readonly SemaphoreSlim _credits;
     private readonly CancellationTokenSource _stop = new();
     private readonly CancellationTokenSource _stopDeletes = new();
     private Task _receiver = Task.CompletedTask;
@@ -30,10 +29,10 @@ internal sealed class SqsConsumer : IMessageConsumer
     {
         _broker = broker;
         _queue = queue;
-        _credits = new SemaphoreSlim(prefetch, prefetch);
+        _window = new PrefetchWindow<IBrokerDelivery>(prefetch, refillBatch: SqsBroker.MaxBatch);
     }
 
-    public ChannelReader<IBrokerDelivery> Deliveries => _deliveries.Reader;
+    public ChannelReader<IBrokerDelivery> Deliveries => _window.Reader;
 
     public void Start()
     {
@@ -51,7 +50,7 @@ internal sealed class SqsConsumer : IMessageConsumer
 
         await _stop.CancelAsync().ConfigureAwait(false);
         await Task.WhenAll(_receiver, _heartbeat).ConfigureAwait(false);
-        _deliveries.Writer.TryComplete();
+        _window.Complete();
 
         // Acknowledgements already asked for go out first; then whatever is still unsettled goes back at once.
         _deletes.Writer.TryComplete();
@@ -86,7 +85,7 @@ internal sealed class SqsConsumer : IMessageConsumer
         await _stopDeletes.CancelAsync().ConfigureAwait(false);
         _deletes.Writer.TryComplete();
         await Task.WhenAll(_receiver, _heartbeat, _deleter).ConfigureAwait(false);
-        _deliveries.Writer.TryComplete();
+        _window.Complete();
         foreach (var delivery in _unsettled.Keys)
         {
             delivery.TrySettle();
@@ -103,16 +102,10 @@ internal sealed class SqsConsumer : IMessageConsumer
         var failures = 0;
         while (!token.IsCancellationRequested)
         {
-            var wanted = 0;
             try
             {
-                await _credits.WaitAsync(token).ConfigureAwait(false);
-                wanted = 1;
-                while (wanted < SqsBroker.MaxBatch && _credits.Wait(0))
-                {
-                    wanted++;
-                }
-
+                // Each receive is a billed request: while deliveries are buffered, wait for a whole batch of room.
+                var wanted = await _window.WaitForRoomAsync(SqsBroker.MaxBatch, token).ConfigureAwait(false);
                 var response = await _broker.Client.ReceiveMessageAsync(
                     new ReceiveMessageRequest
                     {
@@ -134,8 +127,7 @@ internal sealed class SqsConsumer : IMessageConsumer
 
                     var delivery = new SqsDelivery(this, message);
                     _unsettled.TryAdd(delivery, 0);
-                    _deliveries.Writer.TryWrite(delivery);
-                    wanted--;
+                    _window.TryAdd(delivery); // refused only while stopping: the stop hands it back with the rest
                 }
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
@@ -147,13 +139,6 @@ internal sealed class SqsConsumer : IMessageConsumer
                 var delay = TimeSpan.FromMilliseconds(Math.Min(5000, 100 * (1 << Math.Min(failures++, 6))));
                 Log.LoopFailed(_broker.Logger, ex, _queue.Name, "receive", delay);
                 await DelayAsync(delay, token).ConfigureAwait(false);
-            }
-            finally
-            {
-                if (wanted > 0)
-                {
-                    _credits.Release(wanted);
-                }
             }
         }
     }
@@ -309,7 +294,7 @@ internal sealed class SqsConsumer : IMessageConsumer
     {
         if (_unsettled.TryRemove(delivery, out _))
         {
-            _credits.Release();
+            _window.Release();
         }
     }
 

@@ -271,8 +271,7 @@ public sealed partial class InMemoryBroker : IBroker
     {
         private readonly InMemoryBroker _broker;
         private readonly QueueState _queue;
-        private readonly Channel<IBrokerDelivery> _channel = Channel.CreateUnbounded<IBrokerDelivery>(new UnboundedChannelOptions { SingleWriter = true });
-        private readonly SemaphoreSlim _credits;
+        private readonly PrefetchWindow<IBrokerDelivery> _window;
         private readonly HashSet<Delivery> _unsettled = [];
         private readonly CancellationTokenSource _stop = new();
         private readonly Task _pump;
@@ -281,11 +280,11 @@ public sealed partial class InMemoryBroker : IBroker
         {
             _broker = broker;
             _queue = queue;
-            _credits = new SemaphoreSlim(prefetch, prefetch);
+            _window = new PrefetchWindow<IBrokerDelivery>(prefetch, refillBatch: 1); // no round trip to save
             _pump = Task.Run(PumpAsync);
         }
 
-        public ChannelReader<IBrokerDelivery> Deliveries => _channel.Reader;
+        public ChannelReader<IBrokerDelivery> Deliveries => _window.Reader;
 
         public string Name { get; init; } = string.Empty;
 
@@ -298,7 +297,7 @@ public sealed partial class InMemoryBroker : IBroker
         {
             if (_unsettled.Remove(delivery))
             {
-                _credits.Release();
+                _window.Release();
                 return true;
             }
 
@@ -312,7 +311,7 @@ public sealed partial class InMemoryBroker : IBroker
             {
                 while (!token.IsCancellationRequested)
                 {
-                    await _credits.WaitAsync(token).ConfigureAwait(false);
+                    await _window.WaitForRoomAsync(1, token).ConfigureAwait(false);
                     while (true)
                     {
                         Task wait;
@@ -324,7 +323,7 @@ public sealed partial class InMemoryBroker : IBroker
                                 _queue.InFlight++;
                                 var delivery = new Delivery(this, message);
                                 _unsettled.Add(delivery);
-                                _channel.Writer.TryWrite(delivery);
+                                _window.TryAdd(delivery); // refused only while stopping: the dispose requeues it
                                 break;
                             }
 
@@ -349,7 +348,7 @@ public sealed partial class InMemoryBroker : IBroker
 
             await _stop.CancelAsync().ConfigureAwait(false);
             await _pump.ConfigureAwait(false);
-            _channel.Writer.TryComplete();
+            _window.Complete();
             lock (_broker._gate)
             {
                 // Everything this consumer still holds goes back to the queue, ahead of newer messages.
@@ -364,7 +363,6 @@ public sealed partial class InMemoryBroker : IBroker
             }
 
             _stop.Dispose();
-            _credits.Dispose();
         }
 
         public void Settle(Delivery delivery, Settlement settlement, string? reason) => _broker.Settle(delivery, settlement, reason);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Encodings.Web;
 
@@ -13,6 +14,14 @@ internal sealed class GoJsonEncoder : JavaScriptEncoder
 {
     public static readonly GoJsonEncoder Instance = new();
 
+    // What WillEncode says yes to, as sets the vectorized searches take.
+    private static readonly SearchValues<char> EscapedChars = SearchValues.Create(
+        "\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\u0008\u0009\u000a\u000b\u000c\u000d\u000e\u000f" +
+        "\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001a\u001b\u001c\u001d\u001e\u001f" +
+        "\"\\<>&\u2028\u2029");
+
+    private static readonly SearchValues<byte> EscapedOrNonAsciiBytes = SearchValues.Create(EscapedOrNonAscii());
+
     private GoJsonEncoder()
     {
     }
@@ -25,7 +34,17 @@ internal sealed class GoJsonEncoder : JavaScriptEncoder
     public override unsafe int FindFirstCharacterToEncode(char* text, int textLength)
     {
         var span = new ReadOnlySpan<char>(text, textLength);
-        for (var i = 0; i < span.Length; i++)
+
+        // Vectorized: every string of every message passes here, and nearly none has a character to escape.
+        var first = span.IndexOfAny(EscapedChars);
+        var scanned = first < 0 ? span : span[..first];
+        var surrogate = scanned.IndexOfAnyInRange('\uD800', '\uDFFF');
+        if (surrogate < 0)
+        {
+            return first;
+        }
+
+        for (var i = surrogate; i < span.Length; i++)
         {
             var c = span[i];
             if (WillEncode(c))
@@ -51,25 +70,15 @@ internal sealed class GoJsonEncoder : JavaScriptEncoder
 
     public override int FindFirstCharacterToEncodeUtf8(ReadOnlySpan<byte> utf8Text)
     {
-        for (var i = 0; i < utf8Text.Length; i++)
+        var i = utf8Text.IndexOfAny(EscapedOrNonAsciiBytes);
+        if (i < 0 || utf8Text[i] < 0x80)
         {
-            var b = utf8Text[i];
-            if (b < 0x80)
-            {
-                if (b < 0x20 || b is (byte)'"' or (byte)'\\' or (byte)'<' or (byte)'>' or (byte)'&')
-                {
-                    return i;
-                }
-
-                continue;
-            }
-
-            // Non-ASCII is rare in task messages: let the base class decode the rest (it also finds invalid UTF-8).
-            var rest = base.FindFirstCharacterToEncodeUtf8(utf8Text[i..]);
-            return rest < 0 ? -1 : i + rest;
+            return i;
         }
 
-        return -1;
+        // Non-ASCII is rare in task messages: let the base class decode the rest (it also finds invalid UTF-8).
+        var rest = base.FindFirstCharacterToEncodeUtf8(utf8Text[i..]);
+        return rest < 0 ? -1 : i + rest;
     }
 
     public override unsafe bool TryEncodeUnicodeScalar(int unicodeScalar, char* buffer, int bufferLength, out int numberOfCharactersWritten)
@@ -126,5 +135,19 @@ internal sealed class GoJsonEncoder : JavaScriptEncoder
 
         numberOfCharactersWritten = escaped.Length;
         return true;
+    }
+
+    private static byte[] EscapedOrNonAscii()
+    {
+        var bytes = new List<byte>();
+        for (var b = 0; b < 256; b++)
+        {
+            if (b < 0x20 || b >= 0x80 || b is '"' or '\\' or '<' or '>' or '&')
+            {
+                bytes.Add((byte)b);
+            }
+        }
+
+        return [.. bytes];
     }
 }
