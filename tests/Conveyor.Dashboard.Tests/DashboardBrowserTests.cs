@@ -44,11 +44,11 @@ public abstract class DashboardBrowserTests<THost>(BrowserFixture browser, THost
         }
     }
 
-    private async Task<string> FlashAsync()
+    /// <summary>The message the action shows when its request has answered (the page clears the last one first).</summary>
+    private async Task<string> FlashAsync(string expected)
     {
-        var flash = Page.Locator("#flash:not([hidden])");
-        await flash.WaitForAsync();
-        return await flash.InnerTextAsync();
+        await Page.WaitForFunctionAsync("t => { const f = document.getElementById('flash'); return !f.hidden && f.textContent.includes(t); }", expected);
+        return await Page.Locator("#flash").InnerTextAsync();
     }
 
     [Fact]
@@ -86,8 +86,10 @@ public abstract class DashboardBrowserTests<THost>(BrowserFixture browser, THost
         Assert.Contains("invoice-4711", await Page.Locator($"#tasks tr[data-id='{Host.PendingId}']").InnerTextAsync());
         await ScreenshotAsync("tasks");
         await Page.FillAsync("#search", "INVOICE-4711");
+        await Page.EvaluateAsync("() => document.body.removeAttribute('data-loaded')");
         await Page.ClickAsync("form button[type=submit]");
         await Page.WaitForURLAsync("**q=INVOICE-4711**");
+        await Page.WaitForSelectorAsync("body[data-loaded]");
         await Page.Locator($"#tasks tr[data-id='{Host.PendingId}']").WaitForAsync();
         Assert.Equal(1, await Page.Locator("#tasks tbody tr").CountAsync());
 
@@ -147,7 +149,7 @@ public abstract class DashboardBrowserTests<THost>(BrowserFixture browser, THost
         await OpenAsync("/queues");
         var row = Page.Locator($"#queues tr[data-queue='{Host.IdleQueue}']");
         await row.Locator("button[data-action='pause']").ClickAsync();
-        Assert.Contains("paused", await FlashAsync());
+        Assert.Contains("paused", await FlashAsync("paused"));
         Assert.Contains(Host.IdleQueue, await Host.Management.ListPausedQueuesAsync());
 
         await row.Locator("button[data-action='resume']").ClickAsync();
@@ -161,7 +163,7 @@ public abstract class DashboardBrowserTests<THost>(BrowserFixture browser, THost
         await OpenAsync("/tasks?state=active&queue=" + Host.WorkQueue);
         await Page.Locator($"#tasks input.pick[value='{Host.RunningToRevokeId}']").CheckAsync();
         await Page.ClickAsync("button[data-action='revoke']");
-        Assert.Contains("revoke: 1 changed", await FlashAsync());
+        Assert.Contains("revoke: 1 changed", await FlashAsync("revoke:"));
 
         var detail = await Host.Management.GetTaskAsync(Host.RunningToRevokeId);
         Assert.True(detail!.Revoked);
@@ -179,13 +181,34 @@ public abstract class DashboardBrowserTests<THost>(BrowserFixture browser, THost
         await OpenAsync("/dead");
         var row = Page.Locator($"#tasks tr[data-dead-letter='{Host.DeadLetterToRequeue.DeadLetterId}']");
         await row.Locator("button[data-action='requeue']").ClickAsync();
-        Assert.Contains("retry: 1 changed", await FlashAsync());
+        Assert.Contains("retry: 1 changed", await FlashAsync("retry:"));
 
         var letters = await Host.Management.ListDeadLettersAsync(Host.PoisonQueue, 1000);
         Assert.DoesNotContain(letters.Letters, l => l.DeadLetterId == Host.DeadLetterToRequeue.DeadLetterId);
         // The poison queue is paused, so the requeued task waits there.
         var messages = (await Host.Management.GetTaskAsync(Host.DeadLetterToRequeue.Task.Id))!.Messages;
         Assert.Contains(messages, m => m.Queue == Host.PoisonQueue && m.State == ManagedTaskState.Pending);
+    }
+
+    [Fact]
+    public async Task ScheduleButtons_DisableEnableTrigger_ChangeTheStore()
+    {
+        await OpenAsync("/schedules");
+        var row = Page.Locator($"#schedules tr[data-schedule='{Host.ScheduleName}']");
+        await row.Locator("button[data-action='disable']").ClickAsync();
+        Assert.Contains("disabled", await FlashAsync("disabled"));
+        Assert.Contains(Host.ScheduleName, await Host.Management.ListDisabledSchedulesAsync());
+
+        await row.Locator("button[data-action='enable']").ClickAsync();
+        await Page.Locator($"#schedules tr[data-schedule='{Host.ScheduleName}'] button[data-action='disable']").WaitForAsync();
+        Assert.DoesNotContain(Host.ScheduleName, await Host.Management.ListDisabledSchedulesAsync());
+
+        await row.Locator("button[data-action='trigger-now']").ClickAsync();
+        var published = (await FlashAsync("published")).Split(' ')[^1];
+        var detail = await Host.Management.GetTaskAsync(published);
+        Assert.Equal("report", detail!.Signature!.Name);
+        Assert.Equal(Host.ScheduleName, detail.Signature.GetHeader(ConveyorScheduler.ScheduleHeader));
+        Assert.Contains(detail.Messages, m => m.Queue == Host.IdleQueue && m.State == ManagedTaskState.Pending);
     }
 
     [Fact]

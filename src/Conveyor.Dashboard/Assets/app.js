@@ -97,6 +97,7 @@
   }
 
   function act(path, body, after) {
+    clearFlash(); // the next message shown is this action's
     return post(path, body).then(function (result) {
       flash(result.message || "done", false);
       if (after) after();
