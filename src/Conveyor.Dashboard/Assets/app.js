@@ -60,6 +60,8 @@
     return h("span", { title: t.toISOString(), text: text });
   }
 
+  function utc(iso) { return new Date(iso).toISOString().slice(0, 16).replace("T", " ") + " UTC"; }
+
   function badge(state) { return h("span", { "class": "badge " + state, text: state }); }
 
   function args(list) {
@@ -361,9 +363,9 @@
         return h("tr", { "data-schedule": x.name },
           h("td", { text: x.name }), h("td", { "class": "mono", text: x.spec }), h("td", { text: x.timeZone }),
           h("td", { "class": "mono", text: x.task }),
-          h("td", null, x.next.map(function (n, i) { return [i ? h("br") : null, when(n)]; })),
-          h("td", null, x.last ? when(x.last) : "never"),
-          h("td", null, x.enabled ? h("span", { text: "enabled" }) : badge("paused")),
+          h("td", null, x.next.map(function (n, i) { return [i ? h("br") : null, h("span", { "class": "mono", text: utc(n) }), " (", when(n), ")"]; })),
+          h("td", null, x.last ? [h("span", { "class": "mono", text: utc(x.last) }), " (", when(x.last), ")"] : "never"),
+          h("td", null, x.enabled ? h("span", { text: "enabled" }) : h("span", { "class": "badge paused", text: "disabled" })),
           h("td", null, button("Trigger now", "retry", function () { act(base + "trigger", {}, load); }), " ",
             x.enabled ? button("Disable", "pause", function () { act(base + "disable", {}, load); }) : button("Enable", "pause", function () { act(base + "enable", {}, load); })));
       });
