@@ -400,13 +400,13 @@ public sealed class RedisResultBackend : IResultBackend
             return;
         }
 
-        var publishes = new Task[batch.Count];
-        for (var i = 0; i < publishes.Length; i++)
+        var messages = new OutgoingMessage[batch.Count];
+        for (var i = 0; i < messages.Length; i++)
         {
-            publishes[i] = broker.PublishAsync(batch[i].Message, cancellationToken).AsTask();
+            messages[i] = batch[i].Message;
         }
 
-        await Task.WhenAll(publishes).ConfigureAwait(false);
+        await broker.PublishBatchAsync(messages, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>

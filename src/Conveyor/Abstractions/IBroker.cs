@@ -20,6 +20,18 @@ public interface IBroker : IAsyncDisposable
     ValueTask PublishAsync(OutgoingMessage message, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// Publishes several messages. When the returned task completes, the broker holds every one; an error means
+    /// some may not be held (a caller that retries may publish some twice, as with any at-least-once publish). The
+    /// default publishes them concurrently through <see cref="PublishAsync"/>; a broker that can confirm a batch more
+    /// cheaply (one timeout, one channel) does so.
+    /// </summary>
+    /// <param name="messages">The messages.</param>
+    /// <param name="cancellationToken">Cancels the publishes.</param>
+    /// <returns>A task that completes when the broker holds every message.</returns>
+    ValueTask PublishBatchAsync(IReadOnlyList<OutgoingMessage> messages, CancellationToken cancellationToken = default) =>
+        BrokerDefaults.PublishBatchAsync(this, messages, cancellationToken);
+
+    /// <summary>
     /// Starts consuming a queue. Deliveries are buffered up to <see cref="ConsumeOptions.Prefetch"/>; each must be
     /// settled (acknowledged, released or dead-lettered). Disposing the consumer hands every unsettled delivery
     /// back to the broker.

@@ -17,6 +17,8 @@ internal sealed class GroupCommitQueue<T> : IAsyncDisposable
     private readonly SemaphoreSlim _writes;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
+    private readonly int _maxWritesInFlight;
+    private volatile bool _completed;
 
     /// <summary>Starts the loop.</summary>
     /// <param name="write">Writes one batch; an exception fails the batch's waiting callers.</param>
@@ -28,6 +30,7 @@ internal sealed class GroupCommitQueue<T> : IAsyncDisposable
         _write = write;
         _maxBatch = maxBatch;
         _writes = new SemaphoreSlim(maxWritesInFlight, maxWritesInFlight);
+        _maxWritesInFlight = maxWritesInFlight;
         _channel = Channel.CreateBounded<Entry>(new BoundedChannelOptions(capacity)
         {
             FullMode = BoundedChannelFullMode.Wait,
@@ -44,7 +47,11 @@ internal sealed class GroupCommitQueue<T> : IAsyncDisposable
     public async Task AddAndWaitAsync(T item, CancellationToken cancellationToken)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await _channel.Writer.WriteAsync(new Entry(item, done), cancellationToken).ConfigureAwait(false);
+        if (!TryStartWriteInline(item, done))
+        {
+            await _channel.Writer.WriteAsync(new Entry(item, done), cancellationToken).ConfigureAwait(false);
+        }
+
         await done.Task.ConfigureAwait(false);
     }
 
@@ -54,15 +61,39 @@ internal sealed class GroupCommitQueue<T> : IAsyncDisposable
     /// <returns>A task that completes when the item is queued.</returns>
     public ValueTask AddAsync(T item, CancellationToken cancellationToken)
     {
-        return _channel.Writer.TryWrite(new Entry(item, null))
+        return TryStartWriteInline(item, null) || _channel.Writer.TryWrite(new Entry(item, null))
             ? ValueTask.CompletedTask
             : _channel.Writer.WriteAsync(new Entry(item, null), cancellationToken);
+    }
+
+    /// <summary>
+    /// Under low load nothing is queued and no write is in flight: then the caller starts a batch of its one item
+    /// itself, up to the write's first await, rather than waking the loop for it (a thread hop on the latency path).
+    /// Order holds: the loop reads items only while it holds a write slot, so with the slot taken here and nothing
+    /// queued, no earlier item is unwritten.
+    /// </summary>
+    private bool TryStartWriteInline(T item, TaskCompletionSource? done)
+    {
+        if (_completed || _channel.Reader.Count != 0 || !_writes.Wait(0))
+        {
+            return false;
+        }
+
+        if (_completed || _channel.Reader.Count != 0)
+        {
+            _writes.Release();
+            return false;
+        }
+
+        _ = WriteAsync([item], done is null ? [] : [done], _stop.Token);
+        return true;
     }
 
     /// <summary>Writes what is queued, then ends the loop.</summary>
     /// <returns>A task that completes when the loop ended.</returns>
     public async Task CompleteAsync()
     {
+        _completed = true;
         _channel.Writer.TryComplete();
         await _loop.ConfigureAwait(false);
     }
@@ -71,6 +102,7 @@ internal sealed class GroupCommitQueue<T> : IAsyncDisposable
     /// <returns>A task that completes when the loop ended.</returns>
     public async ValueTask DisposeAsync()
     {
+        _completed = true;
         _channel.Writer.TryComplete();
         await _stop.CancelAsync().ConfigureAwait(false);
         try
@@ -116,6 +148,12 @@ internal sealed class GroupCommitQueue<T> : IAsyncDisposable
         finally
         {
             await Task.WhenAll(writes).ConfigureAwait(false);
+
+            // Writes started inline are not in the list: each holds a slot until it ends.
+            for (var i = 0; i < _maxWritesInFlight; i++)
+            {
+                await _writes.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+            }
         }
     }
 
