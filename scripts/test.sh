@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Conveyor's whole test suite on a fresh Debian machine (as root, CI=true, no stdin is fine).
 #
-#  1. Installs Debian's redis-server and rabbitmq-server when missing (apt-get, services not auto-started).
+#  1. Installs Debian's redis-server and rabbitmq-server when missing (apt-get, services not auto-started), and
+#     chromium for the dashboard's browser tests (Playwright drives /usr/bin/chromium; a missing one fails them).
 #  2. Starts one private Redis and one private RabbitMQ node on loopback, on free ports, with all their
 #     state in a temp dir; a system-wide Redis/RabbitMQ (if any) is never touched.
 #  3. Exports CONVEYOR_TEST_REDIS=127.0.0.1:PORT and CONVEYOR_TEST_AMQP=amqp://guest:guest@127.0.0.1:PORT/
@@ -47,6 +48,7 @@ cd "$ROOT"
 SOLUTION="${CONVEYOR_TEST_SOLUTION:-Conveyor.slnx}"
 RESULTS_DIR="${CONVEYOR_TEST_RESULTS_DIR:-$ROOT/artifacts/test-results}"
 RABBIT_BIN=/usr/lib/rabbitmq/bin   # the real scripts; /usr/sbin/rabbitmq* are wrappers that `su rabbitmq`
+CHROMIUM=/usr/bin/chromium         # the path the dashboard's browser tests launch
 SERVICE_TIMEOUT_REDIS=30
 SERVICE_TIMEOUT_RABBIT=120
 
@@ -165,6 +167,14 @@ install_packages() {
     fi
     if [[ -z "${CONVEYOR_TEST_SQS:-}" || -z "${CONVEYOR_TEST_DYNAMODB:-}" ]] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
         missing+=(nodejs npm)
+    fi
+    # The dashboard's browser tests drive Debian's Chromium through Playwright (never Playwright's own download).
+    if [[ ! -x "$CHROMIUM" ]]; then
+        missing+=(chromium)
+    fi
+    # A font for the page text in the screenshots the tests write (without recommends, chromium brings none).
+    if [[ ! -d /usr/share/fonts/truetype/liberation ]]; then
+        missing+=(fonts-liberation)
     fi
     ((${#missing[@]})) || return 0
 
@@ -676,9 +686,10 @@ start_services() {
     ((need_redis)) || log "using the caller's Redis at $CONVEYOR_TEST_REDIS"
     ((need_rabbit)) || log "using the caller's RabbitMQ at $CONVEYOR_TEST_AMQP"
     ((need_cluster)) || log "using the caller's Redis Cluster at $CONVEYOR_TEST_REDIS_CLUSTER"
+    # Before the early return: Chromium is needed even when every server is the caller's.
+    install_packages
     ((need_redis || need_rabbit || need_aws || need_cluster)) || return 0
 
-    install_packages
     WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/conveyor-test.XXXXXX")"
     if ((need_redis || need_rabbit)); then make_certificates; fi
     ((need_rabbit)) && start_rabbitmq

@@ -50,6 +50,13 @@ internal static class CliHost
     public static HostApplicationBuilder CreateBuilder(ConnectionSettings settings, LogLevel logLevel, IReadOnlyDictionary<string, string?>? flags = null, bool followChanges = false)
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = Directory.GetCurrentDirectory() });
+        Configure(builder, settings, logLevel, flags, followChanges);
+        return builder;
+    }
+
+    /// <summary>The command's configuration and Conveyor's services on any host builder (the dashboard's is a web one).</summary>
+    public static void Configure(IHostApplicationBuilder builder, ConnectionSettings settings, LogLevel logLevel, IReadOnlyDictionary<string, string?>? flags = null, bool followChanges = false)
+    {
         var configuration = builder.Configuration;
         configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Conveyor:FailFast"] = "true", ["Conveyor:Worker:Concurrency"] = "8" });
         if (settings.Config is { Length: > 0 } file && !File.Exists(Path.GetFullPath(file)))
@@ -88,7 +95,6 @@ internal static class CliHost
                 options.TimestampFormat = "HH:mm:ss.fff ";
             });
         builder.Services.AddConveyor(conveyor => conveyor.UseEveryProvider());
-        return builder;
     }
 
     private static void Flag(Dictionary<string, string?> flags, string setting, string? value)
@@ -125,7 +131,7 @@ internal static class CliHost
     }
 
     /// <summary>What to tell the user about a failed start, in one line; null for an unexpected failure.</summary>
-    private static string? Explain(Exception ex) => ex switch
+    internal static string? Explain(Exception ex) => ex switch
     {
         OptionsValidationException or ConveyorConnectionException => ex.Message,
         AggregateException aggregate when aggregate.InnerExceptions.All(e => Explain(e) is not null) => string.Join("; ", aggregate.InnerExceptions.Select(Explain)),

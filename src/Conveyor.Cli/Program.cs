@@ -49,6 +49,7 @@ app.Configure(config =>
     config.AddCommand<PauseCommand>("pause").WithDescription("Pause a queue for the whole fleet (publishing goes on; running tasks finish)");
     config.AddCommand<ResumeCommand>("resume").WithDescription("Resume a paused queue");
     config.AddCommand<WorkersCommand>("workers").WithDescription("The running workers: host, pid, queues, concurrency, running tasks, last heartbeat");
+    config.AddCommand<DashboardCommand>("dashboard").WithDescription("Serve the web dashboard on http://127.0.0.1:8080/ (loopback; --port, --bind, --read-only)");
     config.AddCommand<DemoCommand>("demo").WithDescription("Run a worker in this process and send a task, a group, a chord and a chain");
     config.AddCommand<BenchCommand>("bench").WithDescription("End-to-end benchmark: tasks/s, latency p50/p99, lost, duplicates");
     config.SetExceptionHandler((exception, _) =>
@@ -69,3 +70,6 @@ app.Configure(config =>
 });
 
 return await app.RunAsync(args, stop.Token).ConfigureAwait(false);
+
+// The web framework would make the top-level Program public (for test hosts); the CLI exposes no API.
+internal sealed partial class Program;

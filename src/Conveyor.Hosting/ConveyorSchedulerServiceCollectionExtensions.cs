@@ -37,11 +37,12 @@ public static class ConveyorSchedulerServiceCollectionExtensions
 
         services.AddOptions<ConfiguredSchedules>().BindConfiguration(ConveyorOptions.SectionName).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ConfiguredSchedules>, ConfiguredSchedulesValidator>());
-        services.TryAddSingleton(static sp => new ConveyorScheduler(
-            sp.GetRequiredService<ConveyorClient>(),
-            sp.GetRequiredService<IDistributedLock>(),
-            sp.GetRequiredService<IOptions<SchedulerOptions>>().Value,
-            sp.GetService<ILoggerFactory>()));
+        services.TryAddSingleton(static sp =>
+        {
+            var schedulerOptions = sp.GetRequiredService<IOptions<SchedulerOptions>>().Value;
+            schedulerOptions.ManagementStore ??= sp.GetService<IManagementStore>(); // the dashboard's schedule switches
+            return new ConveyorScheduler(sp.GetRequiredService<ConveyorClient>(), sp.GetRequiredService<IDistributedLock>(), schedulerOptions, sp.GetService<ILoggerFactory>());
+        });
 
         // One hosted service puts the configuration's schedules in and then starts the scheduler.
         services.AddSingleton<IHostedService, ConfiguredScheduleSync>();

@@ -19,7 +19,7 @@ namespace Conveyor.Redis;
 /// state keys (no order, every key seen once per full pass). Finding a task by id reads the lists (a byte search for
 /// the id, then a parse), so it costs the queue's length: it is for people, not programs.
 /// </remarks>
-public sealed class RedisManagementStore : IManagementStore
+public sealed partial class RedisManagementStore : IManagementStore
 {
     // KEYS: revoked set, expiry set, sequence. ARGV: now (ms), TTL (ms), channel, ids…
     private const string RevokeScript = """

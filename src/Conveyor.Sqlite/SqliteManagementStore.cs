@@ -13,7 +13,7 @@ namespace Conveyor.Sqlite;
 /// <see cref="WorkerOptions.ControlPollInterval"/> (two indexed reads); a change made in this process wakes this
 /// process's workers at once.
 /// </summary>
-public sealed class SqliteManagementStore : IManagementStore, IAsyncDisposable
+public sealed partial class SqliteManagementStore : IManagementStore, IAsyncDisposable
 {
     private static readonly string[] Schema =
     [

@@ -29,7 +29,7 @@ public sealed partial class HelpTests : IDisposable
             .TakeWhile(line => line.StartsWith("    ", StringComparison.Ordinal))
             .Select(line => line.Trim().Split(' ')[0])
             .ToList();
-        Assert.Equal(["worker", "beat", "schedules", "send", "status", "queues", "purge", "dead-letters", "tasks", "task", "revoke", "pause", "resume", "workers", "demo", "bench"], commands);
+        Assert.Equal(["worker", "beat", "schedules", "send", "status", "queues", "purge", "dead-letters", "tasks", "task", "revoke", "pause", "resume", "workers", "dashboard", "demo", "bench"], commands);
 
         var forms = CliHelp.Providers().SelectMany(p => p.UrlForms).ToList();
         Assert.Contains("redis://[[user]:password@]host[:port][/db]", forms);

@@ -8,7 +8,7 @@ namespace Conveyor.Conformance;
 /// its token and of a chord, debounce — plus everything of <see cref="WorkerControlConformanceTests{TFactory}"/>.
 /// </summary>
 /// <typeparam name="TFactory">The provider's factory.</typeparam>
-public abstract class ManagementConformanceTests<TFactory> : WorkerControlConformanceTests<TFactory>
+public abstract partial class ManagementConformanceTests<TFactory> : WorkerControlConformanceTests<TFactory>
     where TFactory : class, IConveyorProviderFactory
 {
     private static readonly TimeSpan Wait = ConveyorTestContext.Timeout;

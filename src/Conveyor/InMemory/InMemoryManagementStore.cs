@@ -7,7 +7,7 @@ namespace Conveyor.InMemory;
 /// control state (revocations, pauses), worker records and progress in this process. Changes wake the workers
 /// at once.
 /// </summary>
-public sealed class InMemoryManagementStore : IManagementStore
+public sealed partial class InMemoryManagementStore : IManagementStore
 {
     private readonly InMemoryBroker _broker;
     private readonly InMemoryResultBackend _backend;

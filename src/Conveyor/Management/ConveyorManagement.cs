@@ -16,7 +16,7 @@ namespace Conveyor;
 /// worker follows: a worker drops a revoked message when it is delivered, and cancels a running one's token. Go
 /// machinery workers know nothing of revocations and pauses.
 /// </remarks>
-public sealed class ConveyorManagement
+public sealed partial class ConveyorManagement
 {
     private readonly IManagementStore _store;
     private readonly IBroker _broker;

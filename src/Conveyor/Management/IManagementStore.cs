@@ -11,7 +11,7 @@ namespace Conveyor;
 /// <see cref="ReadControlAsync"/>) into an in-process set, so the hot path pays one lookup per task, not a round
 /// trip.
 /// </remarks>
-public interface IManagementStore
+public partial interface IManagementStore
 {
     /// <summary>What the store can list besides the control state.</summary>
     ManagementCapabilities Capabilities { get; }

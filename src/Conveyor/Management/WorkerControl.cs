@@ -10,7 +10,7 @@ namespace Conveyor;
 /// lookup in an in-process set per task and nothing per round trip. Also cancels the running tasks that get
 /// revoked, and keeps the worker's heartbeat record.
 /// </summary>
-internal sealed class WorkerControl : IAsyncDisposable
+internal sealed partial class WorkerControl : IAsyncDisposable
 {
     private readonly IManagementStore _store;
     private readonly ILogger _logger;
@@ -299,6 +299,7 @@ internal sealed class WorkerControl : IAsyncDisposable
                     },
                     ttl,
                     stop).ConfigureAwait(false);
+                await FlushThroughputAsync(now, stop).ConfigureAwait(false);
                 await Task.Delay(_heartbeatInterval, _time, stop).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)

@@ -27,7 +27,7 @@ namespace Conveyor;
 /// tick (the store or the broker is down) is logged and counted, and the schedule goes on with its next tick.
 /// </para>
 /// </remarks>
-public sealed class ConveyorScheduler : BackgroundService
+public sealed partial class ConveyorScheduler : BackgroundService
 {
     /// <summary>The header that carries the name of the schedule that published a task.</summary>
     public const string ScheduleHeader = "conveyor-schedule";
@@ -285,6 +285,11 @@ public sealed class ConveyorScheduler : BackgroundService
     {
         var schedule = entry.Schedule;
         var fenceName = FenceName(schedule.Name);
+        if (await IsDisabledAsync(schedule.Name, stoppingToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
         List<DateTimeOffset> ticks;
         try
         {

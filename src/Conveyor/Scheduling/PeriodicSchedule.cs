@@ -8,7 +8,7 @@ namespace Conveyor;
 /// group ids; every published signature (members, callbacks, chain links) carries the headers
 /// <see cref="ConveyorScheduler.ScheduleHeader"/> and <see cref="ConveyorScheduler.TickHeader"/>.
 /// </summary>
-public sealed class PeriodicSchedule
+public sealed partial class PeriodicSchedule
 {
     /// <summary>The default of <see cref="MaxCatchUp"/>: 5 ticks.</summary>
     public const int DefaultMaxCatchUp = 5;

@@ -81,4 +81,11 @@ public sealed class SchedulerOptions
     /// </summary>
     /// <value>The default value is 5 seconds.</value>
     public TimeSpan MisfireThreshold { get; set; } = DefaultMisfireThreshold;
+
+    /// <summary>
+    /// Where schedules are switched off for the whole fleet (<see cref="IManagementStore.SetScheduleEnabledAsync"/>):
+    /// a due tick of a disabled schedule is skipped (read once per due tick, not per pass).
+    /// </summary>
+    /// <value>The default value is <see langword="null"/>: every schedule is enabled (the host sets the configured store).</value>
+    public IManagementStore? ManagementStore { get; set; }
 }

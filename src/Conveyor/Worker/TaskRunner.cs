@@ -286,6 +286,8 @@ internal sealed partial class TaskRunner
             _diagnostics.Succeeded.Add(1, DestinationTag(delivery), TaskNameTag(signature));
         }
 
+        Control?.Throughput.Succeeded();
+
         Log.TaskSucceeded(_logger, signature.Name, signature.Id, elapsed.TotalMilliseconds);
         if (IsPlainSuccess(signature))
         {
@@ -336,6 +338,7 @@ internal sealed partial class TaskRunner
         var final = baseState.With(TaskState.Failure, error: message);
         activity?.SetTag("conveyor.task.state", "FAILURE");
         _diagnostics.Failed.Add(1, DestinationTag(delivery), TaskNameTag(signature));
+        Control?.Throughput.Failed();
         Log.TaskFailed(_logger, error is TaskArgumentException or TimeoutException or TaskRevokedException ? null : error, signature.Name, signature.Id, message);
         if (!WorkflowCoordinator.HasFailureWork(signature) && _options.AfterTask is null && !HasUniqueKey(signature))
         {
@@ -414,6 +417,7 @@ internal sealed partial class TaskRunner
             CreatedAt = _time.GetUtcNow(),
         }).ConfigureAwait(false);
         _diagnostics.Failed.Add(1, DestinationTag(delivery), TaskNameTag(signature));
+        Control?.Throughput.Failed();
         await DeadLetterAsync(delivery, reason).ConfigureAwait(false);
     }
 
