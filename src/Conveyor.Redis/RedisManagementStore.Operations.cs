@@ -39,9 +39,9 @@ public sealed partial class RedisManagementStore
         return 1
         """;
 
-    private RedisKey DisabledSchedules => _keys.Prefix + "conveyor:disabled_schedules";
+    private RedisKey DisabledSchedules => Keys.Prefix + "conveyor:disabled_schedules";
 
-    private RedisKey ThroughputKey(DateTimeOffset minute) => _keys.Prefix + "conveyor:throughput:" + (minute.ToUnixTimeSeconds() / 60).ToString(CultureInfo.InvariantCulture);
+    private RedisKey ThroughputKey(DateTimeOffset minute) => Keys.Prefix + "conveyor:throughput:" + (minute.ToUnixTimeSeconds() / 60).ToString(CultureInfo.InvariantCulture);
 
     /// <inheritdoc/>
     public async ValueTask RecordThroughputAsync(IReadOnlyList<ThroughputSample> samples, CancellationToken cancellationToken = default)
@@ -116,7 +116,7 @@ public sealed partial class RedisManagementStore
     {
         ArgumentException.ThrowIfNullOrEmpty(deadLetterId);
         RequireBroker();
-        var moved = await Db.ScriptEvaluateAsync(RequeueOneScript, [_keys.DeadLetters, _keys.DeadLetterCounts], [deadLetterId, _keys.DeadLetterEntryPrefix, _keys.Prefix]).ConfigureAwait(false);
+        var moved = await Db.ScriptEvaluateAsync(RequeueOneScript, [Keys.DeadLetters, Keys.DeadLetterCounts], [deadLetterId, Keys.DeadLetterEntryPrefix, Keys.Prefix]).ConfigureAwait(false);
         return (long)moved == 1;
     }
 
@@ -125,7 +125,7 @@ public sealed partial class RedisManagementStore
     {
         ArgumentException.ThrowIfNullOrEmpty(deadLetterId);
         RequireBroker();
-        var deleted = await Db.ScriptEvaluateAsync(DeleteOneScript, [_keys.DeadLetters, _keys.DeadLetterCounts], [deadLetterId, _keys.DeadLetterEntryPrefix]).ConfigureAwait(false);
+        var deleted = await Db.ScriptEvaluateAsync(DeleteOneScript, [Keys.DeadLetters, Keys.DeadLetterCounts], [deadLetterId, Keys.DeadLetterEntryPrefix]).ConfigureAwait(false);
         return (long)deleted == 1;
     }
 
