@@ -1,4 +1,5 @@
 using System.Globalization;
+using Conveyor.Redis.Internal;
 using StackExchange.Redis;
 
 namespace Conveyor.Redis;
@@ -116,6 +117,11 @@ public sealed partial class RedisManagementStore
     {
         ArgumentException.ThrowIfNullOrEmpty(deadLetterId);
         RequireBroker();
+        if (Keys.Cluster)
+        {
+            return await RequeueOneOnClusterAsync(deadLetterId).ConfigureAwait(false);
+        }
+
         var moved = await Db.ScriptEvaluateAsync(RequeueOneScript, [Keys.DeadLetters, Keys.DeadLetterCounts], [deadLetterId, Keys.DeadLetterEntryPrefix, Keys.Prefix]).ConfigureAwait(false);
         return (long)moved == 1;
     }
@@ -125,6 +131,13 @@ public sealed partial class RedisManagementStore
     {
         ArgumentException.ThrowIfNullOrEmpty(deadLetterId);
         RequireBroker();
+        if (Keys.Cluster)
+        {
+            var entry = DeadLetterEntryKeys(deadLetterId);
+            var queue = await Db.HashGetAsync(entry[0], "queue").ConfigureAwait(false);
+            return !queue.IsNull && (long)await Db.ScriptEvaluateAsync(RedisScripts.DropDeadLetter, entry, [deadLetterId, queue]).ConfigureAwait(false) == 1;
+        }
+
         var deleted = await Db.ScriptEvaluateAsync(DeleteOneScript, [Keys.DeadLetters, Keys.DeadLetterCounts], [deadLetterId, Keys.DeadLetterEntryPrefix]).ConfigureAwait(false);
         return (long)deleted == 1;
     }
@@ -142,6 +155,27 @@ public sealed partial class RedisManagementStore
         var members = await Db.SetMembersAsync(DisabledSchedules).ConfigureAwait(false);
         return [.. members.Select(m => (string)m!).Order(StringComparer.Ordinal)];
     }
+
+    /// <summary>
+    /// On a cluster the dead letter (its hash, the list and the counts share one slot) and its queue are in different
+    /// slots: push it back first, then drop it, so that a crash in between leaves a duplicate, never a loss.
+    /// </summary>
+    private async Task<bool> RequeueOneOnClusterAsync(string deadLetterId)
+    {
+        var entry = DeadLetterEntryKeys(deadLetterId);
+        var fields = await Db.HashGetAsync(entry[0], ["queue", "body"]).ConfigureAwait(false);
+        if (fields[0].IsNull || fields[1].IsNull)
+        {
+            return false;
+        }
+
+        var queue = (string)fields[0]!;
+        await Db.ScriptEvaluateAsync(RedisScripts.Publish, Keys.PublishKeys(Keys.Queue(queue), queue), [fields[1], queue, "0"]).ConfigureAwait(false);
+        await Db.SetAddAsync(Keys.Queues, queue).ConfigureAwait(false);
+        return (long)await Db.ScriptEvaluateAsync(RedisScripts.DropDeadLetter, entry, [deadLetterId, queue]).ConfigureAwait(false) == 1;
+    }
+
+    private RedisKey[] DeadLetterEntryKeys(string deadLetterId) => [Keys.DeadLetterEntryPrefix + deadLetterId, Keys.DeadLetters, Keys.DeadLetterCounts];
 
     private void RequireBroker()
     {
