@@ -111,6 +111,20 @@ public static class ConveyorServiceCollectionExtensions
             options.Configure(configure);
         }
 
+        if (name.Length > 0)
+        {
+            // Workers of one process must not share a name: their heartbeats (conveyor workers, the dashboard) would
+            // overwrite each other. A named worker left at the process's default name gets its options name added.
+            var processDefault = new WorkerOptions().Name;
+            options.PostConfigure(o =>
+            {
+                if (o.Name == processDefault)
+                {
+                    o.Name = processDefault + "/" + name;
+                }
+            });
+        }
+
         options.ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<WorkerOptions>, WorkerOptionsValidator>());
 

@@ -32,6 +32,24 @@ public sealed class AddConveyorTests
     }
 
     [Fact]
+    public void AddConveyorWorker_TwoWorkersLeftAtTheDefaultName_GetDistinctNames()
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton<Microsoft.Extensions.Configuration.IConfiguration>(new Microsoft.Extensions.Configuration.ConfigurationBuilder().Build());
+        services.AddConveyor(c => c.UseInMemory());
+        services.AddConveyorWorker();
+        services.AddConveyorWorker("reports", o => o.Queue = "reports");
+        services.AddConveyorWorker("named", o => { o.Queue = "named"; o.Name = "billing-worker"; });
+        using var provider = services.BuildServiceProvider();
+        var monitor = provider.GetRequiredService<IOptionsMonitor<WorkerOptions>>();
+
+        var processDefault = new WorkerOptions().Name;
+        Assert.Equal(processDefault, monitor.Get(Options.DefaultName).Name);
+        Assert.Equal(processDefault + "/reports", monitor.Get("reports").Name);
+        Assert.Equal("billing-worker", monitor.Get("named").Name); // a name of its own stays
+    }
+
+    [Fact]
     public void AddConveyor_CalledTwice_RegistersOnceAndReturnsSameBuilder()
     {
         var services = new ServiceCollection();
