@@ -35,12 +35,12 @@ internal sealed class BenchSettings : ConnectionSettings
     public bool NoWorker { get; init; }
 
     [CommandOption("--warmup <N>")]
-    [Description("Run N add tasks first, at full speed and not counted, so that the measured run sees the code the JIT has optimized (a new .NET process runs its first seconds slower while the JIT compiles); the warm-up's own figure is printed too")]
+    [Description("Run N add tasks first, at full speed and not counted, so that the measured run sees the code the JIT has optimized (a new .NET process runs its first seconds slower while the JIT compiles); with --rate, then two seconds at that rate; the warm-up's own figure is printed too")]
     [DefaultValue(20_000)]
     public int WarmUp { get; init; } = 20_000;
 
     [CommandOption("--latencies <FILE>")]
-    [Description("Write each measured task's publish time (ms from the run's start) and latency (ms) to FILE as CSV")]
+    [Description("Write each measured task's publish time (ms from the run's start) and latency (ms) to FILE as CSV. Default: none")]
     public string? LatenciesFile { get; init; }
 
     [CommandOption("--timeout <SECONDS>")]
