@@ -7,7 +7,7 @@ namespace Conveyor.Cli.Tests;
 
 /// <summary>
 /// Redis Sentinel failover mid-run, on the primary, two replicas and three sentinels <c>scripts/test.sh</c> starts
-/// (<c>CONVEYOR_TEST_SENTINEL</c>): the primary is shut down without saving during <c>bench -n 20000</c> beside two
+/// (<c>CONVEYOR_TEST_SENTINEL</c>): the primary is shut down without saving during <c>bench -n 25000 --rate 5000</c> beside two
 /// worker processes; the sentinels promote a replica, and the producer and both workers move to it by themselves.
 /// </summary>
 public sealed class SentinelFailoverProcessTests(ITestOutputHelper output) : IDisposable
@@ -37,7 +37,9 @@ public sealed class SentinelFailoverProcessTests(ITestOutputHelper output) : IDi
         await first.WaitForOutputAsync("conveyor worker", Generous);
         await second.WaitForOutputAsync("conveyor worker", Generous);
 
-        using var bench = CliProcess.Start(_directory, "bench", "--warmup", "0", "-n", "20000", "--no-worker", "--json", "--timeout", "150", "--broker", url, "--backend", url);
+        // Paced (5 s of publishing), so that the kill at 2.5 s lands mid-run however fast the pipeline is: 20,000 tasks
+        // all at once once finished before it.
+        using var bench = CliProcess.Start(_directory, "bench", "--warmup", "0", "-n", "25000", "--rate", "5000", "--no-worker", "--json", "--timeout", "150", "--broker", url, "--backend", url);
         await Task.Delay(TimeSpan.FromSeconds(2.5));
         Assert.False(bench.HasExited, $"bench ended before the failover:\n{bench.Output}\n{bench.Error}");
         await RedisCliAsync(primary, "shutdown", "nosave");
@@ -50,7 +52,7 @@ public sealed class SentinelFailoverProcessTests(ITestOutputHelper output) : IDi
         var json = bench.Output.Split('\n').Last(line => line.TrimStart().StartsWith('{'));
         output.WriteLine($"primary {primary} shut down; new primary {promoted}; bench ended {killed.Elapsed.TotalSeconds:0.0} s later: {json}");
         using var report = JsonDocument.Parse(json);
-        Assert.Equal(20000, report.RootElement.GetProperty("tasks").GetInt32());
+        Assert.Equal(25000, report.RootElement.GetProperty("tasks").GetInt32());
         Assert.Equal(0, report.RootElement.GetProperty("lost").GetInt32());
         Assert.False(first.HasExited, $"worker 1 exited:\n{first.Error}");
         Assert.False(second.HasExited, $"worker 2 exited:\n{second.Error}");
