@@ -79,7 +79,7 @@ internal sealed class Fleet : IAsyncDisposable
 
     public Task StopConveyorAsync() => _conveyor.StopAsync();
 
-    public void StartMachinery() => Peer.Start(MachineryQueue);
+    public void StartMachinery(int concurrency = 4) => Peer.Start(MachineryQueue, concurrency);
 
     public Task StopMachineryAsync() => Peer.StopAsync();
 
