@@ -30,7 +30,7 @@ internal sealed class TasksSettings : JsonConnectionSettings
 
     public override ValidationResult Validate() =>
         Limit is < 1 or > 1000 ? ValidationResult.Error("--limit: 1 to 1000")
-        : ManagementCli.ParseState(State) is null ? ValidationResult.Error($"--state: {State} is none of pending, scheduled, active, dead, succeeded, failed, revoked")
+        : ManagedTaskStateNames.Parse(State) is null ? ValidationResult.Error($"--state: {State} is none of pending, scheduled, active, dead, succeeded, failed, revoked")
         : ValidationResult.Success();
 }
 
@@ -40,7 +40,7 @@ internal sealed class TasksCommand : AsyncCommand<TasksSettings>
     public override async Task<int> ExecuteAsync(CommandContext context, TasksSettings settings, CancellationToken cancellationToken)
     {
         await using var session = await CliHost.StartAsync(CliHost.CreateBuilder(settings, LogLevel.Warning), cancellationToken).ConfigureAwait(false);
-        var state = ManagementCli.ParseState(settings.State)!.Value;
+        var state = ManagedTaskStateNames.Parse(settings.State)!.Value;
         var messages = state is ManagedTaskState.Pending or ManagedTaskState.Scheduled or ManagedTaskState.Active;
         var page = await ManagementCli.Run(() => ManagementCli.Api(session).ListTasksAsync(
             new TaskQuery { State = state, Queue = messages || !string.IsNullOrWhiteSpace(settings.Queue) ? session.Queue : null, Name = settings.Name, Limit = settings.Limit, After = settings.After },
@@ -59,7 +59,7 @@ internal sealed class TasksCommand : AsyncCommand<TasksSettings>
                 Markup.Escape(task.Id),
                 Markup.Escape(task.Name),
                 Markup.Escape(task.Queue),
-                ManagementCli.StateName(task.State),
+                ManagedTaskStateNames.Name(task.State),
                 Markup.Escape(string.Join(' ', task.Args.Select(a => $"{a.Type}:{ArgumentParser.Format(a.Value)}"))),
                 task.Attempts.ToString(CultureInfo.InvariantCulture),
                 when?.ToString("u", CultureInfo.InvariantCulture) ?? string.Empty,
@@ -92,7 +92,7 @@ internal sealed class TaskCommand : AsyncCommand<TaskSettings>
             Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
             {
                 ["task_id"] = detail.Id,
-                ["status"] = detail.Status is { } s ? ManagementCli.StateName(s) : null,
+                ["status"] = detail.Status is { } s ? ManagedTaskStateNames.Name(s) : null,
                 ["revoked"] = detail.Revoked,
                 ["state"] = detail.State is { } state ? StatusCommand.ToJson(state) : null,
                 ["messages"] = detail.Messages.Select(ManagementCli.ToJson).ToList(),
@@ -103,7 +103,7 @@ internal sealed class TaskCommand : AsyncCommand<TaskSettings>
             return ExitCodes.Success;
         }
 
-        AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"{detail.Id} [bold]{(detail.Status is { } status ? ManagementCli.StateName(status) : "unknown")}[/]");
+        AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"{detail.Id} [bold]{(detail.Status is { } status ? ManagedTaskStateNames.Name(status) : "unknown")}[/]");
         if (detail.State is { } stored)
         {
             StatusCommand.Print(stored, json: false, detail.Progress);
@@ -115,7 +115,7 @@ internal sealed class TaskCommand : AsyncCommand<TaskSettings>
 
         foreach (var message in detail.Messages)
         {
-            AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"  message in {message.Queue}: {ManagementCli.StateName(message.State)}{(message.Eta is { } eta ? " eta " + eta.ToString("u", CultureInfo.InvariantCulture) : string.Empty)}{(message.Worker is { } w ? " held by " + w : string.Empty)}, attempt {message.Attempts}");
+            AnsiConsole.MarkupLineInterpolated(CultureInfo.InvariantCulture, $"  message in {message.Queue}: {ManagedTaskStateNames.Name(message.State)}{(message.Eta is { } eta ? " eta " + eta.ToString("u", CultureInfo.InvariantCulture) : string.Empty)}{(message.Worker is { } w ? " held by " + w : string.Empty)}, attempt {message.Attempts}");
         }
 
         if (detail.Signature is { } signature)
@@ -266,30 +266,12 @@ internal static class ManagementCli
         }
     }
 
-    public static ManagedTaskState? ParseState(string text) => text.ToUpperInvariant() switch
-    {
-        "PENDING" => ManagedTaskState.Pending,
-        "SCHEDULED" => ManagedTaskState.Scheduled,
-        "ACTIVE" => ManagedTaskState.Active,
-        "DEAD" or "DEAD-LETTERED" or "DEADLETTERED" => ManagedTaskState.DeadLettered,
-        "SUCCEEDED" or "SUCCESS" => ManagedTaskState.Succeeded,
-        "FAILED" or "FAILURE" => ManagedTaskState.Failed,
-        "REVOKED" => ManagedTaskState.Revoked,
-        _ => null,
-    };
-
-    public static string StateName(ManagedTaskState state) => state switch
-    {
-        ManagedTaskState.DeadLettered => "dead",
-        _ => state.ToString().ToLowerInvariant(),
-    };
-
     public static Dictionary<string, object?> ToJson(TaskSummary task) => new()
     {
         ["task_id"] = task.Id,
         ["task_name"] = task.Name,
         ["queue"] = task.Queue.Length > 0 ? task.Queue : null,
-        ["state"] = StateName(task.State),
+        ["state"] = ManagedTaskStateNames.Name(task.State),
         ["args"] = task.Args.Select(a => new Dictionary<string, object?> { ["type"] = a.Type, ["value"] = CliJson.Value(a.Value) }).ToList(),
         ["attempts"] = task.Attempts,
         ["eta"] = task.Eta,

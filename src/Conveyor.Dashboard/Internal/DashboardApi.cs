@@ -149,7 +149,7 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
 
     private static async Task<IResult> Tasks(HttpContext context, string? state, string? queue, string? q, string? after, int? limit, CancellationToken cancellationToken)
     {
-        if (ParseState(state ?? "pending") is not { } parsed)
+        if (ManagedTaskStateNames.Parse(state ?? "pending") is not { } parsed)
         {
             return Error(StatusCodes.Status400BadRequest, $"state: '{state}' is none of pending, scheduled, active, dead, succeeded, failed, revoked");
         }
@@ -200,7 +200,7 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
         ["deadLetterId"] = deadLetterId,
         ["name"] = task.Name,
         ["queue"] = task.Queue,
-        ["state"] = StateName(task.State),
+        ["state"] = ManagedTaskStateNames.Name(task.State),
         ["args"] = Arguments(task.Args),
         ["attempts"] = task.Attempts,
         ["eta"] = task.Eta,
@@ -237,7 +237,7 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
             id,
             kind = "task",
             name = detail.Signature?.Name ?? state?.TaskName ?? (detail.Messages.Count > 0 ? detail.Messages[0].Name : string.Empty),
-            status = detail.Status is { } status ? StateName(status) : null,
+            status = detail.Status is { } status ? ManagedTaskStateNames.Name(status) : null,
             revoked = detail.Revoked,
             state = state is null ? null : new
             {
@@ -393,7 +393,7 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
             return Error(StatusCodes.Status400BadRequest, "the body must be {\"state\": \"…\", \"ids\": [1 to 1000 ids]}");
         }
 
-        var state = ParseState(request.State ?? string.Empty);
+        var state = ManagedTaskStateNames.Parse(request.State ?? string.Empty);
         var management = Management(context);
         var done = 0;
         var skipped = new List<string>();
@@ -593,20 +593,6 @@ internal sealed class DashboardApi(ConveyorDashboardOptions options, string pref
     private static string UserName(HttpContext context) => context.User.Identity?.Name ?? context.Connection.RemoteIpAddress?.ToString() ?? "anonymous";
 
     private static IResult Error(int status, string message) => DashboardJson.Json(new { error = message }, status);
-
-    internal static ManagedTaskState? ParseState(string text) => text.ToUpperInvariant() switch
-    {
-        "PENDING" => ManagedTaskState.Pending,
-        "SCHEDULED" => ManagedTaskState.Scheduled,
-        "ACTIVE" => ManagedTaskState.Active,
-        "DEAD" or "DEAD-LETTERED" or "DEADLETTERED" => ManagedTaskState.DeadLettered,
-        "SUCCEEDED" or "SUCCESS" => ManagedTaskState.Succeeded,
-        "FAILED" or "FAILURE" => ManagedTaskState.Failed,
-        "REVOKED" => ManagedTaskState.Revoked,
-        _ => null,
-    };
-
-    internal static string StateName(ManagedTaskState state) => state == ManagedTaskState.DeadLettered ? "dead" : state.ToString().ToLowerInvariant();
 
     internal static bool IsMessageState(string state) => MessageStates.Contains(state, StringComparer.Ordinal);
 
