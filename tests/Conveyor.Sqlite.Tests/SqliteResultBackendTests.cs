@@ -133,7 +133,12 @@ public sealed class SqliteResultBackendTests : IDisposable
             latencies.Add(watch.Elapsed);
         }
 
-        Assert.True(latencies.Skip(1).All(l => l < TimeSpan.FromSeconds(1)), $"woke after {string.Join(", ", latencies.Select(l => l.TotalMilliseconds))} ms");
+        // Most wake at the next poll (at most 100 ms); on a loaded machine one may miss it and wake at the waiter's
+        // 1 s safety recheck (seen once in CI: 1,004 ms), never at the 20 s timeout.
+        var woke = $"woke after {string.Join(", ", latencies.Select(l => l.TotalMilliseconds))} ms";
+        var warm = latencies.Skip(1).Order().ToList();
+        Assert.True(warm[warm.Count / 2] < TimeSpan.FromMilliseconds(300), woke);
+        Assert.True(warm.All(l => l < TimeSpan.FromSeconds(1.5)), woke);
 
         // A write to another task does not end the wait.
         var unrelated = waiterSide.WaitForChangeAsync(id, TimeSpan.FromMilliseconds(400)).AsTask();
