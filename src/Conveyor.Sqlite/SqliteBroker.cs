@@ -591,11 +591,19 @@ public sealed class SqliteBroker : IBroker
         private async Task HeartbeatAsync()
         {
             var token = _stop.Token;
+
+            // A periodic timer, not a delay armed after each write: the beats stay on their schedule however long a
+            // write waited for the database, so a slow write cannot push the next beat past the leases it renews.
+            using var beat = new PeriodicTimer(_broker._heartbeatInterval, _broker._time);
             while (!token.IsCancellationRequested)
             {
                 try
                 {
-                    await Task.Delay(_broker._heartbeatInterval, _broker._time, token).ConfigureAwait(false);
+                    if (!await beat.WaitForNextTickAsync(token).ConfigureAwait(false))
+                    {
+                        break;
+                    }
+
                     if (_held.IsEmpty)
                     {
                         continue;

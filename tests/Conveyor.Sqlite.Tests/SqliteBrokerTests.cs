@@ -75,7 +75,9 @@ public sealed class SqliteBrokerTests : IDisposable
     {
         static void Short(SqliteConveyorOptions o)
         {
-            o.VisibilityTimeout = TimeSpan.FromMilliseconds(600);
+            // Ten beats per lease: a loaded machine (the whole suite at once) has delayed single beats by hundreds
+            // of milliseconds.
+            o.VisibilityTimeout = TimeSpan.FromSeconds(1);
             o.HeartbeatInterval = TimeSpan.FromMilliseconds(100);
         }
 
@@ -88,7 +90,7 @@ public sealed class SqliteBrokerTests : IDisposable
         await using var other = await otherBroker.ConsumeAsync("q", new ConsumeOptions { Prefetch = 1 });
 
         // Three visibility timeouts: without heartbeats the other consumer would have it by now.
-        await Task.Delay(TimeSpan.FromMilliseconds(1800));
+        await Task.Delay(TimeSpan.FromMilliseconds(3000));
         Assert.False(other.Deliveries.TryRead(out _), "the message was redelivered while its consumer was alive");
         Assert.Equal(1, (await otherBroker.GetQueueStatisticsAsync("q")).InFlight);
 
