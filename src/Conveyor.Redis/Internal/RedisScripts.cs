@@ -80,8 +80,9 @@ internal static class RedisScripts
     /// Moves up to ARGV[1] messages, highest priority level first then the plain queue, each with LMOVE to the
     /// consumer's in-flight list, and returns them as (level, body) pairs. Refuses (returns -1) while the consumer's
     /// heartbeat is missing: a consumer that was declared dead heartbeats again before it takes more work, so no
-    /// in-flight list ever fills without a live heartbeat and a registry entry. Levels are numbers. When nothing was found it sets the
-    /// idle flag (see <see cref="WakeFunction"/>). Returns (level, body, deaths) triples: deaths is how many
+    /// in-flight list ever fills without a live heartbeat and a registry entry. Levels are numbers. When it found fewer than
+    /// asked (the queue is empty now) it sets the idle flag (see <see cref="WakeFunction"/>), so the consumer waits for
+    /// the next push rather than asking again to learn that the queue is empty. Returns (level, body, deaths) triples: deaths is how many
     /// consumers died holding the message (see <see cref="Recover"/>), read only while the death counts are not
     /// empty, so a fleet where nobody died pays one EXISTS per batch.
     /// KEYS: priority levels, queue, in-flight list, heartbeat, idle flag, death counts. ARGV: max, idle flag PX,
@@ -116,9 +117,10 @@ internal static class RedisScripts
           out[#out + 1] = v
           out[#out + 1] = 0
         end
-        if n == 0 then
+        if n < max then
           redis.call('SET', KEYS[5], '1', 'PX', ARGV[2])
-        elseif redis.call('EXISTS', KEYS[6]) == 1 then
+        end
+        if n > 0 and redis.call('EXISTS', KEYS[6]) == 1 then
           for i = 2, #out, 3 do
             out[i + 1] = tonumber(redis.call('HGET', KEYS[6], redis.sha1hex(out[i])) or '0')
           end
