@@ -88,6 +88,8 @@ public sealed class RedisBroker : IBroker
     /// <summary>Whether this broker talks to Redis through <paramref name="multiplexer"/> (so a backend on it can act for the broker in its scripts).</summary>
     internal bool Uses(IConnectionMultiplexer multiplexer) => ReferenceEquals(_multiplexer, multiplexer);
 
+    internal IConnectionMultiplexer Multiplexer => _multiplexer;
+
     /// <summary>
     /// For a message that goes to its queue now (no ETA ahead), the list it is pushed to and its priority level;
     /// what <see cref="PublishAsync"/> pushes, for a backend that pushes it in its own script.

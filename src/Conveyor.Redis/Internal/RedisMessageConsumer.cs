@@ -16,6 +16,7 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
 {
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan FirstIdleWait = TimeSpan.FromMilliseconds(10);
+    private static readonly Version ListPopVersion = new(7, 0);
 
     private readonly RedisBroker _broker;
     private readonly RedisKeys _keys;
@@ -33,6 +34,9 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
     private readonly Action<RedisChannel, RedisValue> _onWake;
     private int _stopped;
     private volatile bool _reconcile;
+
+    // LMPOP (Redis 7.0): one command per fetched list rather than one LMOVE per message.
+    private volatile bool _useListPop;
     private Task _loops = Task.CompletedTask;
 
     public RedisMessageConsumer(RedisBroker broker, string queue, ConsumeOptions options)
@@ -53,6 +57,7 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
         _wakeChannel = _keys.Wake(queue);
         _onWake = (_, _) => _wake.Set();
         Scope = _keys.QueueScope(queue);
+        _useListPop = broker.Multiplexer.GetServers() is { Length: > 0 } servers && servers.All(static server => !server.IsConnected || server.Version >= ListPopVersion);
     }
 
     public string Queue { get; }
@@ -236,10 +241,21 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
 
     private async Task<int> FetchAsync(int max)
     {
-        var result = await Database.ScriptEvaluateAsync(
-            RedisScripts.Fetch,
-            _fetchKeys,
-            [max, (long)Math.Max(1000, _options.IdlePollInterval.TotalMilliseconds * 4), _keys.PriorityListPrefix(Queue)]).ConfigureAwait(false);
+        RedisResult result;
+        try
+        {
+            result = await Database.ScriptEvaluateAsync(
+                RedisScripts.Fetch,
+                _fetchKeys,
+                [max, (long)Math.Max(1000, _options.IdlePollInterval.TotalMilliseconds * 4), _keys.PriorityListPrefix(Queue), _useListPop ? "1" : "0"]).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (_useListPop && (ex.Message.Contains("LMPOP", StringComparison.OrdinalIgnoreCase) || ex.Message.Contains("Unknown Redis command", StringComparison.OrdinalIgnoreCase)))
+        {
+            // A server older than 7.0 (a failover to an older replica, say): one LMOVE per message from now on.
+            _useListPop = false;
+            throw;
+        }
+
         if (result.Resp2Type == ResultType.Integer)
         {
             return -1;

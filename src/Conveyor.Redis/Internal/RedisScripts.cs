@@ -55,7 +55,14 @@ internal static class RedisScripts
         end
         local function conveyor_created(old, created)
           if old then
-            local c = string.match(old, '"CreatedAt"%s*:%s*"([^"]*)"')
+            local c
+            local i = string.find(old, '"CreatedAt":"', 1, true)
+            if i then
+              local j = string.find(old, '"', i + 13, true)
+              if j then c = string.sub(old, i + 13, j - 1) end
+            else
+              c = string.match(old, '"CreatedAt"%s*:%s*"([^"]*)"')
+            end
             if c and c ~= '' and string.sub(c, 1, 5) ~= '0001-' then return c end
           end
           return created
@@ -77,46 +84,55 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// Moves up to ARGV[1] messages, highest priority level first then the plain queue, each with LMOVE to the
-    /// consumer's in-flight list, and returns them as (level, body) pairs. Refuses (returns -1) while the consumer's
+    /// Moves up to ARGV[1] messages, highest priority level first then the plain queue, to the consumer's in-flight
+    /// list, and returns them as (level, body) pairs. Refuses (returns -1) while the consumer's
     /// heartbeat is missing: a consumer that was declared dead heartbeats again before it takes more work, so no
     /// in-flight list ever fills without a live heartbeat and a registry entry. Levels are numbers. When it found fewer than
     /// asked (the queue is empty now) it sets the idle flag (see <see cref="WakeFunction"/>), so the consumer waits for
     /// the next push rather than asking again to learn that the queue is empty. Returns (level, body, deaths) triples: deaths is how many
     /// consumers died holding the message (see <see cref="Recover"/>), read only while the death counts are not
     /// empty, so a fleet where nobody died pays one EXISTS per batch.
+    /// Each list is taken with one LMPOP of up to the count still wanted and one RPUSH of what it gave (Redis 7.0 and
+    /// later, ARGV[4] = '1'), or with an LMOVE per message; either keeps the messages' order.
     /// KEYS: priority levels, queue, in-flight list, heartbeat, idle flag, death counts. ARGV: max, idle flag PX,
-    /// priority list prefix.
+    /// priority list prefix, LMPOP available ('1').
     /// </summary>
     public const string Fetch = """
         if redis.call('EXISTS', KEYS[4]) == 0 then return -1 end
         local max = tonumber(ARGV[1])
         local out = {}
         local n = 0
-        local levels = redis.call('ZREVRANGE', KEYS[1], 0, -1)
-        for _, level in ipairs(levels) do
-          if n >= max then break end
-          local key = ARGV[3] .. level
-          while n < max do
-            local v = redis.call('LMOVE', key, KEYS[3], 'LEFT', 'RIGHT')
-            if not v then
-              redis.call('ZREM', KEYS[1], level)
-              break
-            end
-            n = n + 1
-            out[#out + 1] = tonumber(level)
-            out[#out + 1] = v
-            out[#out + 1] = 0
-          end
-        end
-        while n < max do
-          local v = redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'RIGHT')
-          if not v then break end
+        local function add(level, v)
           n = n + 1
-          out[#out + 1] = 0
+          out[#out + 1] = level
           out[#out + 1] = v
           out[#out + 1] = 0
         end
+        local function take(key, level)
+          if ARGV[4] == '1' then
+            local want = max - n
+            local got = redis.call('LMPOP', 1, key, 'LEFT', 'COUNT', want)
+            if not got then return true end
+            local items = got[2]
+            for i = 1, #items, 1000 do
+              redis.call('RPUSH', KEYS[3], unpack(items, i, math.min(i + 999, #items)))
+            end
+            for _, v in ipairs(items) do add(level, v) end
+            return #items < want
+          end
+          while n < max do
+            local v = redis.call('LMOVE', key, KEYS[3], 'LEFT', 'RIGHT')
+            if not v then return true end
+            add(level, v)
+          end
+          return false
+        end
+        local levels = redis.call('ZREVRANGE', KEYS[1], 0, -1)
+        for _, level in ipairs(levels) do
+          if n >= max then break end
+          if take(ARGV[3] .. level, tonumber(level)) then redis.call('ZREM', KEYS[1], level) end
+        end
+        if n < max then take(KEYS[2], 0) end
         if n < max then
           redis.call('SET', KEYS[5], '1', 'PX', ARGV[2])
         end

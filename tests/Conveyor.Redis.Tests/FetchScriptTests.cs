@@ -1,0 +1,72 @@
+using Conveyor.Redis.Internal;
+using StackExchange.Redis;
+
+namespace Conveyor.Redis.Tests;
+
+/// <summary>
+/// The fetch script's two ways to move messages (one LMPOP and one RPUSH per list on Redis 7.0 and later, an LMOVE per
+/// message before): on the same priority levels and queue, fetches of every size hand out the same messages in the
+/// same order, leave the same in-flight list, levels and idle flag.
+/// </summary>
+public sealed class FetchScriptTests(RedisProviderFactory factory) : IClassFixture<RedisProviderFactory>
+{
+    [Fact]
+    public async Task Fetch_WithListPopAndWithMovePerMessage_TakesTheSameMessagesInTheSameOrder()
+    {
+        var db = (await factory.MultiplexerAsync()).GetDatabase();
+        var withPop = await FillAsync(db, "pop");
+        var withMove = await FillAsync(db, "move");
+
+        // 3: the top level only; 4: the rest of it and one of level 5; 10: past level 5's end into the plain queue;
+        // 50: everything left, then the queue runs dry (the idle flag); 5: nothing at all.
+        foreach (var max in new[] { 3, 4, 10, 50, 5 })
+        {
+            var popped = await FetchAsync(db, withPop, max, listPop: true);
+            var moved = await FetchAsync(db, withMove, max, listPop: false);
+            Assert.Equal(moved, popped);
+            Assert.Equal(await db.ListRangeAsync(withMove.InFlight), await db.ListRangeAsync(withPop.InFlight));
+            Assert.Equal(await db.SortedSetRangeByRankAsync(withMove.Levels), await db.SortedSetRangeByRankAsync(withPop.Levels));
+            Assert.Equal(await db.KeyExistsAsync(withMove.Idle), await db.KeyExistsAsync(withPop.Idle));
+        }
+
+        var all = (await db.ListRangeAsync(withPop.InFlight)).Select(v => (string)v!).ToArray();
+        string[] expected = [.. Messages("p9", 5), .. Messages("p5", 3), .. Messages("q", 40)];
+        Assert.Equal(expected, all);
+        Assert.True(await db.KeyExistsAsync(withPop.Idle), "a fetch that found fewer than asked sets the idle flag");
+        Assert.Empty(await db.SortedSetRangeByRankAsync(withPop.Levels));
+    }
+
+    private static string[] Messages(string list, int count) => [.. Enumerable.Range(1, count).Select(i => $"{list}-{i:D3}")];
+
+    private async Task<FetchKeys> FillAsync(IDatabase db, string name)
+    {
+        var scope = factory.Options.KeyPrefix + "fetch-" + name + ":";
+        var keys = new FetchKeys(scope + "levels", scope + "queue", scope + "in-flight", scope + "heartbeat", scope + "idle", scope + "deaths", scope + "p");
+        await db.StringSetAsync(keys.Heartbeat, "1", TimeSpan.FromMinutes(1));
+        await db.SortedSetAddAsync(keys.Levels, [new SortedSetEntry("9", 9), new SortedSetEntry("5", 5), new SortedSetEntry("7", 7)]);
+        await db.ListRightPushAsync(keys.PriorityPrefix + "9", [.. Messages("p9", 5).Select(m => (RedisValue)m)]);
+        await db.ListRightPushAsync(keys.PriorityPrefix + "5", [.. Messages("p5", 3).Select(m => (RedisValue)m)]);
+        await db.ListRightPushAsync(keys.Queue, [.. Messages("q", 40).Select(m => (RedisValue)m)]);
+
+        // Level 7 is noted but its list is empty (a consumer emptied it): the fetch drops it from the levels.
+        return keys;
+    }
+
+    private static async Task<string[]> FetchAsync(IDatabase db, FetchKeys keys, int max, bool listPop)
+    {
+        var result = (RedisResult[])(await db.ScriptEvaluateAsync(
+            RedisScripts.Fetch,
+            [keys.Levels, keys.Queue, keys.InFlight, keys.Heartbeat, keys.Idle, keys.Deaths],
+            [max, 60_000, keys.PriorityPrefix, listPop ? "1" : "0"]))!;
+        var taken = new List<string>();
+        for (var i = 0; i < result.Length; i += 3)
+        {
+            taken.Add($"{(int)result[i]}:{(string)result[i + 1]!}:{(int)result[i + 2]}");
+        }
+
+        Assert.True(taken.Count <= max, $"a fetch of {max} took {taken.Count}");
+        return [.. taken];
+    }
+
+    private sealed record FetchKeys(string Levels, string Queue, string InFlight, string Heartbeat, string Idle, string Deaths, string PriorityPrefix);
+}
