@@ -47,12 +47,12 @@ public sealed partial class RedisResultBackend : IResultBackend
 
     private readonly ConcurrentDictionary<string, Watch> _watches = new(StringComparer.Ordinal);
     private static readonly RedisValue FlagState = "S";
-    private static readonly RedisValue FlagKnown = "K";
+    private static readonly RedisValue FlagFull = "F";
     private static readonly RedisValue FlagAck = "A";
     private static readonly RedisValue FlagStateAck = "SA";
-    private static readonly RedisValue FlagKnownAck = "KA";
+    private static readonly RedisValue FlagFullAck = "FA";
 
-    private readonly ConcurrentDictionary<string, RedisValue> _createdAt = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte[]> _createdAt = new(StringComparer.Ordinal);
     private readonly string _stateChannelPrefix;
     private readonly Lock _gate = new();
     private readonly RedisValue _ttlSeconds;
@@ -165,18 +165,45 @@ public sealed partial class RedisResultBackend : IResultBackend
             return;
         }
 
+        // The CreatedAt each task's states keep, where known: remembered from an earlier batch, or read by the fetch
+        // of the message acknowledged in this one. Decided once per task, so all its states in the batch agree (the
+        // script's per-key memory mirrors the reads below).
+        var acks = new RedisDelivery?[batch.Count];
+        var known = new byte[]?[batch.Count];
+        Dictionary<string, byte[]?>? decided = null;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            acks[i] = AcknowledgedHere(batch[i].Ack);
+            if (acks[i] is { TaskId: { } fetchedId, StoredCreatedAt: { } fetchedCreatedAt })
+            {
+                decided ??= new Dictionary<string, byte[]?>(StringComparer.Ordinal);
+                decided.TryAdd(fetchedId, fetchedCreatedAt);
+            }
+        }
+
         // Sized exactly: the arrays go to the wire as they are.
         var keyCount = 1;
         var valueCount = 2;
-        var acks = new RedisDelivery?[batch.Count];
         for (var i = 0; i < batch.Count; i++)
         {
             var step = batch[i];
-            acks[i] = AcknowledgedHere(step.Ack);
-            if (step.State is not null)
+            if (step.State is { } state)
             {
+                decided ??= new Dictionary<string, byte[]?>(StringComparer.Ordinal);
+                if (!decided.TryGetValue(state.TaskId, out var createdAt))
+                {
+                    createdAt = _createdAt.TryGetValue(state.TaskId, out var remembered) ? remembered : null;
+                    decided[state.TaskId] = createdAt;
+                }
+
+                if (state.State.IsCompleted())
+                {
+                    _createdAt.TryRemove(state.TaskId, out _);
+                }
+
+                known[i] = createdAt;
                 keyCount++;
-                valueCount += 5;
+                valueCount += createdAt is null ? 5 : 3;
             }
 
             if (acks[i] is not null)
@@ -221,11 +248,7 @@ public sealed partial class RedisResultBackend : IResultBackend
             var flagIndex = v++;
             if (step.State is { } state)
             {
-                var (head, createdAt, tail) = SplitAtCreatedAt(WireFormat.SerializeState(state));
-                RedisValue known;
-                var isKnown = state.State.IsCompleted()
-                    ? _createdAt.TryRemove(state.TaskId, out known)
-                    : _createdAt.TryGetValue(state.TaskId, out known);
+                var json = WireFormat.SerializeState(state);
                 if (!ReferenceEquals(state.TaskId, lastTaskId))
                 {
                     // A task's RECEIVED and STARTED come together: one key string for both.
@@ -239,19 +262,31 @@ public sealed partial class RedisResultBackend : IResultBackend
                     (finished ??= new HashSet<string>(StringComparer.Ordinal)).Add(state.TaskId);
                 }
 
-                // Mirrors the script's per-key memory: a key written once in the batch is never read again in it.
-                if ((read ??= new HashSet<string>(StringComparer.Ordinal)).Add(state.TaskId) && !isKnown)
+                if (known[i] is { } createdAt)
                 {
-                    // The script reads this key's CreatedAt (once per key) and returns it; a final state's is not kept.
-                    readOrder.Add(state.State.IsCompleted() ? null : state.TaskId);
+                    // The whole JSON with the stored CreatedAt: the script stores it as it is.
+                    values[v++] = WithCreatedAt(json, createdAt);
+                    values[v++] = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
+                    values[v++] = state.State.ToWireName();
+                    values[flagIndex] = ack is null ? FlagFull : FlagFullAck;
                 }
+                else
+                {
+                    // Mirrors the script's per-key memory: a key written once in the batch is never read again in it.
+                    if ((read ??= new HashSet<string>(StringComparer.Ordinal)).Add(state.TaskId))
+                    {
+                        // The script reads this key's CreatedAt (once per key) and returns it; a final state's is not kept.
+                        readOrder.Add(state.State.IsCompleted() ? null : state.TaskId);
+                    }
 
-                values[v++] = head;
-                values[v++] = isKnown ? known : (RedisValue)createdAt;
-                values[v++] = tail;
-                values[v++] = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
-                values[v++] = state.State.ToWireName();
-                values[flagIndex] = ack is null ? (isKnown ? FlagKnown : FlagState) : (isKnown ? FlagKnownAck : FlagStateAck);
+                    var (head, ownCreatedAt, tail) = SplitAtCreatedAt(json);
+                    values[v++] = head;
+                    values[v++] = ownCreatedAt;
+                    values[v++] = tail;
+                    values[v++] = state.Ttl > 0 ? (RedisValue)state.Ttl : _ttlSeconds;
+                    values[v++] = state.State.ToWireName();
+                    values[flagIndex] = ack is null ? FlagState : FlagStateAck;
+                }
             }
             else
             {
@@ -291,7 +326,7 @@ public sealed partial class RedisResultBackend : IResultBackend
                     _createdAt.Clear();
                 }
 
-                _createdAt[taskId] = value;
+                _createdAt[taskId] = (byte[])value!;
             }
         }
 
@@ -674,6 +709,22 @@ public sealed partial class RedisResultBackend : IResultBackend
     }
 
     /// <summary>Splits machinery's state JSON around the CreatedAt value (the last <c>"CreatedAt":"</c>: it follows Results).</summary>
+    /// <summary>The state's JSON with <paramref name="createdAt"/> in place of its own CreatedAt value.</summary>
+    private static byte[] WithCreatedAt(byte[] json, byte[] createdAt)
+    {
+        var (head, own, tail) = SplitAtCreatedAt(json);
+        if (own.Span.SequenceEqual(createdAt))
+        {
+            return json;
+        }
+
+        var whole = new byte[head.Length + createdAt.Length + tail.Length];
+        head.Span.CopyTo(whole);
+        createdAt.CopyTo(whole.AsSpan(head.Length));
+        tail.Span.CopyTo(whole.AsSpan(head.Length + createdAt.Length));
+        return whole;
+    }
+
     private static (ReadOnlyMemory<byte> Head, ReadOnlyMemory<byte> CreatedAt, ReadOnlyMemory<byte> Tail) SplitAtCreatedAt(byte[] json)
     {
         var start = json.AsSpan().LastIndexOf(CreatedAtProperty);

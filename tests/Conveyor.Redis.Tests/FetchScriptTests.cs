@@ -6,7 +6,8 @@ namespace Conveyor.Redis.Tests;
 /// <summary>
 /// The fetch script's two ways to move messages (one LMPOP and one RPUSH per list on Redis 7.0 and later, an LMOVE per
 /// message before): on the same priority levels and queue, fetches of every size hand out the same messages in the
-/// same order, leave the same in-flight list, levels and idle flag.
+/// same order, leave the same in-flight list, levels and idle flag; and each message comes with its task id and the
+/// CreatedAt of its stored state, which the worker's settle then needs not read.
 /// </summary>
 public sealed class FetchScriptTests(RedisProviderFactory factory) : IClassFixture<RedisProviderFactory>
 {
@@ -36,12 +37,40 @@ public sealed class FetchScriptTests(RedisProviderFactory factory) : IClassFixtu
         Assert.Empty(await db.SortedSetRangeByRankAsync(withPop.Levels));
     }
 
+    [Fact]
+    public async Task Fetch_ReadsEachMessagesTaskIdAndTheCreatedAtOfItsStoredState()
+    {
+        var db = (await factory.MultiplexerAsync()).GetDatabase();
+        var keys = await FillAsync(db, "created");
+        await db.KeyDeleteAsync([keys.Queue, keys.Levels]);
+        const string createdAt = "2026-12-01T17:03:03.6850049Z";
+        await db.StringSetAsync(keys.StatePrefix + "task_a", $$"""{"TaskUUID":"task_a","TaskName":"add","State":"PENDING","Results":null,"Error":"","CreatedAt":"{{createdAt}}","TTL":0}""");
+        await db.StringSetAsync(keys.StatePrefix + "task_z", """{"TaskUUID":"task_z","State":"PENDING","CreatedAt":"0001-01-01T00:00:00Z"}""");
+        await db.ListRightPushAsync(keys.Queue, [
+            """{"UUID":"task_a","Name":"add","RoutingKey":"q"}""",
+            """{"UUID":"task_b","Name":"add"}""",
+            """{"UUID":"task_z","Name":"add"}""",
+            "not json",
+        ]);
+
+        var taken = await FetchAsync(db, keys, 10, listPop: true);
+
+        Assert.Equal(
+            [
+                $$"""0:{"UUID":"task_a","Name":"add","RoutingKey":"q"}:0:task_a:{{createdAt}}""",
+                """0:{"UUID":"task_b","Name":"add"}:0:task_b:""", // no stored state
+                """0:{"UUID":"task_z","Name":"add"}:0:task_z:""", // machinery's zero time: not a CreatedAt to keep
+                "0:not json:0::",
+            ],
+            taken);
+    }
+
     private static string[] Messages(string list, int count) => [.. Enumerable.Range(1, count).Select(i => $"{list}-{i:D3}")];
 
     private async Task<FetchKeys> FillAsync(IDatabase db, string name)
     {
         var scope = factory.Options.KeyPrefix + "fetch-" + name + ":";
-        var keys = new FetchKeys(scope + "levels", scope + "queue", scope + "in-flight", scope + "heartbeat", scope + "idle", scope + "deaths", scope + "p");
+        var keys = new FetchKeys(scope + "levels", scope + "queue", scope + "in-flight", scope + "heartbeat", scope + "idle", scope + "deaths", scope + "p", scope + "state:");
         await db.StringSetAsync(keys.Heartbeat, "1", TimeSpan.FromMinutes(1));
         await db.SortedSetAddAsync(keys.Levels, [new SortedSetEntry("9", 9), new SortedSetEntry("5", 5), new SortedSetEntry("7", 7)]);
         await db.ListRightPushAsync(keys.PriorityPrefix + "9", [.. Messages("p9", 5).Select(m => (RedisValue)m)]);
@@ -57,16 +86,16 @@ public sealed class FetchScriptTests(RedisProviderFactory factory) : IClassFixtu
         var result = (RedisResult[])(await db.ScriptEvaluateAsync(
             RedisScripts.Fetch,
             [keys.Levels, keys.Queue, keys.InFlight, keys.Heartbeat, keys.Idle, keys.Deaths],
-            [max, 60_000, keys.PriorityPrefix, listPop ? "1" : "0"]))!;
+            [max, 60_000, keys.PriorityPrefix, listPop ? "1" : "0", "1", keys.StatePrefix]))!;
         var taken = new List<string>();
-        for (var i = 0; i < result.Length; i += 3)
+        for (var i = 0; i < result.Length; i += 5)
         {
-            taken.Add($"{(int)result[i]}:{(string)result[i + 1]!}:{(int)result[i + 2]}");
+            taken.Add($"{(int)result[i]}:{(string)result[i + 1]!}:{(int)result[i + 2]}:{(string)result[i + 3]!}:{(string)result[i + 4]!}");
         }
 
         Assert.True(taken.Count <= max, $"a fetch of {max} took {taken.Count}");
         return [.. taken];
     }
 
-    private sealed record FetchKeys(string Levels, string Queue, string InFlight, string Heartbeat, string Idle, string Deaths, string PriorityPrefix);
+    private sealed record FetchKeys(string Levels, string Queue, string InFlight, string Heartbeat, string Idle, string Deaths, string PriorityPrefix, string StatePrefix);
 }

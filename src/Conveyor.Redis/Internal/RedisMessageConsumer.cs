@@ -247,7 +247,7 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
             result = await Database.ScriptEvaluateAsync(
                 RedisScripts.Fetch,
                 _fetchKeys,
-                [max, (long)Math.Max(1000, _options.IdlePollInterval.TotalMilliseconds * 4), _keys.PriorityListPrefix(Queue), _useListPop ? "1" : "0"]).ConfigureAwait(false);
+                [max, (long)Math.Max(1000, _options.IdlePollInterval.TotalMilliseconds * 4), _keys.PriorityListPrefix(Queue), _useListPop ? "1" : "0", _keys.Cluster ? "0" : "1", _keys.Prefix]).ConfigureAwait(false);
         }
         catch (RedisServerException ex) when (_useListPop && (ex.Message.Contains("LMPOP", StringComparison.OrdinalIgnoreCase) || ex.Message.Contains("Unknown Redis command", StringComparison.OrdinalIgnoreCase)))
         {
@@ -262,10 +262,13 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
         }
 
         var items = (RedisResult[])result!;
-        var count = items.Length / 3;
-        for (var i = 0; i < items.Length; i += 3)
+        var count = items.Length / 5;
+        for (var i = 0; i < items.Length; i += 5)
         {
-            var delivery = new RedisDelivery(this, (byte[])items[i + 1]!, (byte)(int)items[i], (int)items[i + 2]);
+            var createdAt = (RedisValue)items[i + 4];
+            var delivery = createdAt.IsNullOrEmpty
+                ? new RedisDelivery(this, (byte[])items[i + 1]!, (byte)(int)items[i], (int)items[i + 2])
+                : new RedisDelivery(this, (byte[])items[i + 1]!, (byte)(int)items[i], (int)items[i + 2]) { TaskId = (string?)items[i + 3], StoredCreatedAt = (byte[])createdAt! };
             _unsettled[delivery] = 0;
             if (!_window.TryAdd(delivery))
             {
@@ -562,6 +565,12 @@ internal sealed class RedisDelivery(RedisMessageConsumer owner, byte[] body, byt
 
     /// <summary>How many consumers died holding this message before this delivery (the queue's death counts).</summary>
     public int Deaths { get; } = deaths;
+
+    /// <summary>The task id in the message, read by the fetch with <see cref="StoredCreatedAt"/>; null when unknown.</summary>
+    internal string? TaskId { get; init; }
+
+    /// <summary>The CreatedAt of the task's stored state when it was fetched, as its JSON has it; null when unknown.</summary>
+    internal byte[]? StoredCreatedAt { get; init; }
 
     internal RedisMessageConsumer Owner => owner;
 

@@ -85,7 +85,7 @@ internal static class RedisScripts
 
     /// <summary>
     /// Moves up to ARGV[1] messages, highest priority level first then the plain queue, to the consumer's in-flight
-    /// list, and returns them as (level, body) pairs. Refuses (returns -1) while the consumer's
+    /// list. Refuses (returns -1) while the consumer's
     /// heartbeat is missing: a consumer that was declared dead heartbeats again before it takes more work, so no
     /// in-flight list ever fills without a live heartbeat and a registry entry. Levels are numbers. When it found fewer than
     /// asked (the queue is empty now) it sets the idle flag (see <see cref="WakeFunction"/>), so the consumer waits for
@@ -93,11 +93,15 @@ internal static class RedisScripts
     /// consumers died holding the message (see <see cref="Recover"/>), read only while the death counts are not
     /// empty, so a fleet where nobody died pays one EXISTS per batch.
     /// Each list is taken with one LMPOP of up to the count still wanted and one RPUSH of what it gave (Redis 7.0 and
-    /// later, ARGV[4] = '1'), or with an LMOVE per message; either keeps the messages' order.
+    /// later, ARGV[4] = '1'), or with an LMOVE per message; either keeps the messages' order. With ARGV[5] = '1' (not
+    /// on a cluster, where the states are in other slots) it also reads each message's task id (machinery's JSON
+    /// begins with <c>{"UUID":"</c>) and the CreatedAt of its stored state (PENDING, written before the push), so the
+    /// worker's settle can store every state of the task whole, without reading it again or joining strings in Lua;
+    /// '' when either is missing. Returns (level, body, deaths, task id, CreatedAt) per message.
     /// KEYS: priority levels, queue, in-flight list, heartbeat, idle flag, death counts. ARGV: max, idle flag PX,
-    /// priority list prefix, LMPOP available ('1').
+    /// priority list prefix, LMPOP available ('1'), read CreatedAt ('1'), state key prefix.
     /// </summary>
-    public const string Fetch = """
+    public const string Fetch = NotifyFunction + """
         if redis.call('EXISTS', KEYS[4]) == 0 then return -1 end
         local max = tonumber(ARGV[1])
         local out = {}
@@ -107,6 +111,19 @@ internal static class RedisScripts
           out[#out + 1] = level
           out[#out + 1] = v
           out[#out + 1] = 0
+          local id, created = '', ''
+          if ARGV[5] == '1' then
+            local i = string.find(v, '"UUID":"', 1, true)
+            if i and i < 8 then
+              local j = string.find(v, '"', i + 8, true)
+              if j then
+                id = string.sub(v, i + 8, j - 1)
+                created = conveyor_created(redis.call('GET', ARGV[6] .. id), '')
+              end
+            end
+          end
+          out[#out + 1] = id
+          out[#out + 1] = created
         end
         local function take(key, level)
           if ARGV[4] == '1' then
@@ -137,7 +154,7 @@ internal static class RedisScripts
           redis.call('SET', KEYS[5], '1', 'PX', ARGV[2])
         end
         if n > 0 and redis.call('EXISTS', KEYS[6]) == 1 then
-          for i = 2, #out, 3 do
+          for i = 2, #out, 5 do
             out[i + 1] = tonumber(redis.call('HGET', KEYS[6], redis.sha1hex(out[i])) or '0')
           end
         end
@@ -388,14 +405,15 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// A worker's batch: states stored in order (each keeping the stored CreatedAt, read once per key, or skipping
-    /// the read when the caller knows it), each followed where asked by the removal of its message from the
-    /// consumer's in-flight list (the acknowledgement), all in one step. Returns the CreatedAt it read, once per key it read.
+    /// A worker's batch: states stored in order (each keeping the stored CreatedAt: read once per key and joined in
+    /// here, or, when the caller knows it, the whole JSON as given), each followed where asked by the removal of
+    /// its message from the consumer's in-flight list (the acknowledgement), all in one step. Returns the CreatedAt
+    /// it read, once per key it read.
     /// KEYS: the watched set, then per step its state key (when it has a state) and its in-flight list (when it acks).
     /// ARGV: the state channel prefix ('' = no notifications) and the length of the state key prefix (a state's
     /// channel is the channel prefix and its task id), then per step a flag string ('S' state reading CreatedAt,
-    /// 'K' state with a known CreatedAt, 'A' ack), five values per state (head, CreatedAt, tail, TTL, state name),
-    /// and the message body per ack.
+    /// five values: head, CreatedAt, tail, TTL, state name; 'F' whole state, three values: JSON, TTL, state name;
+    /// 'A' ack, after either or alone), and the message body per ack.
     /// </summary>
     public const string Settle = NotifyFunction + """
         local w = conveyor_watched(KEYS[1])
@@ -407,14 +425,19 @@ internal static class RedisScripts
         while a <= #ARGV do
           local flags = ARGV[a]
           a = a + 1
-          local known = string.find(flags, 'K', 1, true)
-          if known or string.find(flags, 'S', 1, true) then
+          if flags == 'F' or flags == 'FA' then
+            local key = KEYS[k]
+            k = k + 1
+            redis.call('SET', key, ARGV[a], 'EX', ARGV[a + 1])
+            if w ~= nil and ARGV[1] ~= '' then
+              conveyor_notify(w, KEYS[1], ARGV[1] .. string.sub(key, skip + 1), ARGV[a + 2])
+            end
+            a = a + 3
+          elseif string.find(flags, 'S', 1, true) then
             local key = KEYS[k]
             k = k + 1
             local created = kept[key]
-            if known then
-              created = ARGV[a + 1]
-            elseif not created then
+            if not created then
               created = conveyor_created(redis.call('GET', key), ARGV[a + 1])
               out[#out + 1] = created
             end
