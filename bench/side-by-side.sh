@@ -76,7 +76,7 @@ compare() {
     echo
     echo "== $name: $TASKS tasks, $WORKERS worker processes, $RUNS runs each, interleaved (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     for run in $(seq "$RUNS"); do
-        dotnet "$CLI" bench -n "$TASKS" --workers "$WORKERS" --json "${conveyor_args[@]}" | tail -n 1 >>"$WORK/conveyor.jsonl"
+        dotnet "$CLI" bench -n "$TASKS" --workers "$WORKERS" --warmup 0 --json "${conveyor_args[@]}" | tail -n 1 >>"$WORK/conveyor.jsonl"
         jq -r --arg run "$run" '"run \($run) conveyor: \(.tasks_per_second) tasks/s, lost \(.lost), Redis \(.redis[0].calls_per_task) calls and \(.redis[0].cpu_us_per_task) µs CPU per task, CPU producer \(.producer_cpu_seconds) s, workers \(.workers_cpu_seconds) s"' <"$WORK/conveyor.jsonl" | tail -n 1
         dotnet "$PROBE" -n "$TASKS" --workers "$WORKERS" --json "${probe_args[@]}" "${PROBE_FLAGS[@]}" | tail -n 1 >>"$WORK/probe.jsonl"
         jq -r --arg run "$run" '"run \($run) raw:      \(.tasks_per_second) tasks/s, lost \(.lost), Redis \(.redis_calls_per_task) calls and \(.redis_cpu_us_per_task) µs CPU per task, CPU producer \(.producer_cpu_seconds) s, workers \(.workers_cpu_seconds) s"' <"$WORK/probe.jsonl" | tail -n 1
