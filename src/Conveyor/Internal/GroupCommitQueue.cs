@@ -19,7 +19,9 @@ internal sealed class GroupCommitQueue<T> : IAsyncDisposable
     private readonly Task _loop;
     private readonly int _maxWritesInFlight;
     private readonly bool _startInline;
+    private readonly bool _startInlineWhenIdle;
     private volatile bool _completed;
+    private int _lastBatch;
 
     /// <summary>Starts the loop.</summary>
     /// <param name="write">Writes one batch; an exception fails the batch's waiting callers.</param>
@@ -31,9 +33,14 @@ internal sealed class GroupCommitQueue<T> : IAsyncDisposable
     /// <see cref="TryStartWriteInline"/>): a thread hop less per item under low load, at the price of smaller batches
     /// when the writes keep up with the callers.
     /// </param>
-    public GroupCommitQueue(Func<List<T>, CancellationToken, ValueTask> write, int capacity, int maxBatch, int maxWritesInFlight = 1, bool startInline = false)
+    /// <param name="startInlineWhenIdle">
+    /// Whether to start inline only while the previous write carried one item (a queue at low load, where the hop
+    /// is the latency): under load the writes stay batched even when they keep up with the callers.
+    /// </param>
+    public GroupCommitQueue(Func<List<T>, CancellationToken, ValueTask> write, int capacity, int maxBatch, int maxWritesInFlight = 1, bool startInline = false, bool startInlineWhenIdle = false)
     {
         _startInline = startInline;
+        _startInlineWhenIdle = startInlineWhenIdle;
         _write = write;
         _maxBatch = maxBatch;
         _writes = new SemaphoreSlim(maxWritesInFlight, maxWritesInFlight);
@@ -62,6 +69,9 @@ internal sealed class GroupCommitQueue<T> : IAsyncDisposable
         await done.Task.ConfigureAwait(false);
     }
 
+    /// <summary>Writes in flight now (for tests: a write's slot is given back just after its callers learn it ended).</summary>
+    internal int WritesInFlight => _maxWritesInFlight - _writes.CurrentCount;
+
     /// <summary>Adds an item without waiting for its write (only for room in the channel).</summary>
     /// <param name="item">The item.</param>
     /// <param name="cancellationToken">Cancels waiting for room.</param>
@@ -81,7 +91,7 @@ internal sealed class GroupCommitQueue<T> : IAsyncDisposable
     /// </summary>
     private bool TryStartWriteInline(T item, TaskCompletionSource? done)
     {
-        if (!_startInline || _completed || _channel.Reader.Count != 0 || !_writes.Wait(0))
+        if (!(_startInline || (_startInlineWhenIdle && Volatile.Read(ref _lastBatch) <= 1)) || _completed || _channel.Reader.Count != 0 || !_writes.Wait(0))
         {
             return false;
         }
@@ -166,6 +176,7 @@ internal sealed class GroupCommitQueue<T> : IAsyncDisposable
 
     private async Task WriteAsync(List<T> items, List<TaskCompletionSource> waiting, CancellationToken token)
     {
+        Volatile.Write(ref _lastBatch, items.Count);
         try
         {
             await _write(items, token).ConfigureAwait(false);

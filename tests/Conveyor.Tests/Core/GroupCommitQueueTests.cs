@@ -48,6 +48,88 @@ public sealed class GroupCommitQueueTests
     }
 
     [Fact]
+    public async Task AddAsync_InlineWhenIdle_StartsInlineAfterOneItemWritesAndLeavesItToTheLoopAfterABatch()
+    {
+        var inlineWrites = new List<int>();
+        var loopWrites = new List<List<int>>();
+        var adding = false;
+        var caller = 0;
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var writing = new SemaphoreSlim(0);
+        await using var queue = new GroupCommitQueue<int>(
+            async (items, _) =>
+            {
+                lock (loopWrites)
+                {
+                    if (Volatile.Read(ref adding) && Environment.CurrentManagedThreadId == caller)
+                    {
+                        inlineWrites.AddRange(items);
+                    }
+                    else
+                    {
+                        loopWrites.Add([.. items]);
+                    }
+                }
+
+                writing.Release();
+                if (items.Contains(2))
+                {
+                    await release.Task; // holds the write slot while 3, 4 and 5 queue up behind it
+                }
+            },
+            capacity: 16,
+            maxBatch: 8,
+            startInlineWhenIdle: true);
+
+        async Task AddOnThisThreadAsync(int item)
+        {
+            caller = Environment.CurrentManagedThreadId;
+            Volatile.Write(ref adding, true);
+            await queue.AddAsync(item, CancellationToken.None);
+            Volatile.Write(ref adding, false);
+        }
+
+        // Idle: 1 and 2 each start on the caller's thread.
+        await AddOnThisThreadAsync(1);
+        Assert.True(await writing.WaitAsync(Patience));
+        await AddOnThisThreadAsync(2);
+        Assert.True(await writing.WaitAsync(Patience));
+
+        // 2's write is in flight: 3, 4, 5 queue and go to the loop together once it ends.
+        await queue.AddAsync(3, CancellationToken.None);
+        await queue.AddAsync(4, CancellationToken.None);
+        await queue.AddAsync(5, CancellationToken.None);
+        release.SetResult();
+        Assert.True(await writing.WaitAsync(Patience));
+
+        // The last write carried three items: 6 goes to the loop too, though nothing is queued or in flight.
+        await WhenNoWriteInFlightAsync(queue);
+        await AddOnThisThreadAsync(6);
+        Assert.True(await writing.WaitAsync(Patience));
+        await WhenNoWriteInFlightAsync(queue);
+
+        // 6's write carried one item: 7 starts inline again.
+        await AddOnThisThreadAsync(7);
+        Assert.True(await writing.WaitAsync(Patience));
+
+        lock (loopWrites)
+        {
+            Assert.Equal([1, 2, 7], inlineWrites);
+            Assert.Equal([[3, 4, 5], [6]], loopWrites);
+        }
+    }
+
+    private static async Task WhenNoWriteInFlightAsync(GroupCommitQueue<int> queue)
+    {
+        var deadline = DateTime.UtcNow + Patience;
+        while (queue.WritesInFlight > 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "a write stayed in flight");
+            await Task.Yield();
+        }
+    }
+
+    [Fact]
     public async Task AddAsync_OneWriteInFlight_KeepsEveryCallersOrderAcrossInlineAndLoopWrites()
     {
         var written = new ConcurrentQueue<int>();
