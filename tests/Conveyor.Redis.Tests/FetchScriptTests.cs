@@ -1,3 +1,4 @@
+using Conveyor.Conformance;
 using Conveyor.Redis.Internal;
 using StackExchange.Redis;
 
@@ -63,6 +64,41 @@ public sealed class FetchScriptTests(RedisProviderFactory factory) : IClassFixtu
                 "0:not json:0::",
             ],
             taken);
+    }
+
+    [Fact]
+    public async Task Consumer_AcknowledgedOnlyThroughTheBroker_StopsReadingCreatedAtAfterAHundredMessages()
+    {
+        // No result backend on this Redis settles these messages: each is acknowledged through the broker, as with a
+        // backend elsewhere. The first hundred fetches still read CreatedAt (tasks with workflows are acknowledged
+        // so on any backend); after them the reads stop: each would be a GET of a state that is not here.
+        await using var t = await ConveyorTestContext.CreateAsync(factory);
+        var db = (await factory.MultiplexerAsync()).GetDatabase();
+        var keys = ((RedisBroker)t.Broker).Keys;
+        const int count = 102;
+        for (var i = 0; i < count; i++)
+        {
+            var id = $"task_read_{i:D3}";
+            await db.StringSetAsync(keys.State(id), $$"""{"TaskUUID":"{{id}}","State":"PENDING","CreatedAt":"2026-12-01T18:00:00Z"}""");
+            await t.Broker.PublishAsync(new OutgoingMessage(id, t.Queue, System.Text.Encoding.UTF8.GetBytes($$"""{"UUID":"{{id}}","Name":"add"}""")));
+        }
+
+        await using var consumer = await t.Broker.ConsumeAsync(t.Queue, new ConsumeOptions { Prefetch = 1 });
+        var read = new List<bool>();
+        for (var i = 0; i < count; i++)
+        {
+            var delivery = (RedisDelivery)await consumer.Deliveries.ReadAsync().AsTask().WaitAsync(ConveyorTestContext.Timeout);
+            read.Add(delivery.StoredCreatedAt is not null);
+            if (delivery.StoredCreatedAt is { } createdAt)
+            {
+                Assert.Equal($"task_read_{i:D3}", delivery.TaskId);
+                Assert.Equal("2026-12-01T18:00:00Z", System.Text.Encoding.UTF8.GetString(createdAt));
+            }
+
+            await delivery.AckAsync();
+        }
+
+        Assert.Equal([.. Enumerable.Repeat(true, 100), false, false], read);
     }
 
     private static string[] Messages(string list, int count) => [.. Enumerable.Range(1, count).Select(i => $"{list}-{i:D3}")];

@@ -17,6 +17,7 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan FirstIdleWait = TimeSpan.FromMilliseconds(10);
     private static readonly Version ListPopVersion = new(7, 0);
+    private const int BrokerAcksBeforeNoRead = 100;
 
     private readonly RedisBroker _broker;
     private readonly RedisKeys _keys;
@@ -37,6 +38,10 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
 
     // LMPOP (Redis 7.0): one command per fetched list rather than one LMOVE per message.
     private volatile bool _useListPop;
+
+    // Acknowledgements by a result backend's settle script (0 or 1) and through the broker (counted up to a bound).
+    private int _scriptAcks;
+    private int _brokerAcks;
     private Task _loops = Task.CompletedTask;
 
     public RedisMessageConsumer(RedisBroker broker, string queue, ConsumeOptions options)
@@ -247,7 +252,7 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
             result = await Database.ScriptEvaluateAsync(
                 RedisScripts.Fetch,
                 _fetchKeys,
-                [max, (long)Math.Max(1000, _options.IdlePollInterval.TotalMilliseconds * 4), _keys.PriorityListPrefix(Queue), _useListPop ? "1" : "0", _keys.Cluster ? "0" : "1", _keys.Prefix]).ConfigureAwait(false);
+                [max, (long)Math.Max(1000, _options.IdlePollInterval.TotalMilliseconds * 4), _keys.PriorityListPrefix(Queue), _useListPop ? "1" : "0", ReadsCreatedAt ? "1" : "0", _keys.Prefix]).ConfigureAwait(false);
         }
         catch (RedisServerException ex) when (_useListPop && (ex.Message.Contains("LMPOP", StringComparison.OrdinalIgnoreCase) || ex.Message.Contains("Unknown Redis command", StringComparison.OrdinalIgnoreCase)))
         {
@@ -456,6 +461,11 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
 
     internal async ValueTask AckAsync(RedisDelivery delivery)
     {
+        if (Volatile.Read(ref _brokerAcks) < BrokerAcksBeforeNoRead)
+        {
+            Interlocked.Increment(ref _brokerAcks);
+        }
+
         await Database.ListRemoveAsync(_inFlight, delivery.RawBody, 1).ConfigureAwait(false);
         Settled(delivery);
         ForgetDeaths(delivery);
@@ -543,7 +553,24 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
     }
 
     /// <summary>The delivery's message left the in-flight list in a result backend's script: return its credit.</summary>
-    internal void SettledElsewhere(RedisDelivery delivery) => Settled(delivery);
+    internal void SettledElsewhere(RedisDelivery delivery)
+    {
+        if (Volatile.Read(ref _scriptAcks) == 0)
+        {
+            Volatile.Write(ref _scriptAcks, 1);
+        }
+
+        Settled(delivery);
+    }
+
+    /// <summary>
+    /// Whether the fetch reads each message's stored CreatedAt: only for a result backend on the same Redis, which
+    /// acknowledges in its settle script. Until one such acknowledgement, the first <see cref="BrokerAcksBeforeNoRead"/>
+    /// acknowledgements through the broker are given the benefit of the doubt (tasks with workflows are acknowledged
+    /// that way on any backend); after them, the backend is taken to be elsewhere and the reads, each a GET of a
+    /// key that is not there, stop.
+    /// </summary>
+    private bool ReadsCreatedAt => !_keys.Cluster && (Volatile.Read(ref _scriptAcks) > 0 || Volatile.Read(ref _brokerAcks) < BrokerAcksBeforeNoRead);
 
     private void Settled(RedisDelivery delivery)
     {
