@@ -170,13 +170,12 @@ public sealed partial class RedisResultBackend : IResultBackend
         // script's per-key memory mirrors the reads below).
         var acks = new RedisDelivery?[batch.Count];
         var known = new byte[]?[batch.Count];
-        Dictionary<string, byte[]?>? decided = null;
+        var decided = new Dictionary<string, byte[]?>(StringComparer.Ordinal);
         for (var i = 0; i < batch.Count; i++)
         {
             acks[i] = AcknowledgedHere(batch[i].Ack);
             if (acks[i] is { TaskId: { } fetchedId, StoredCreatedAt: { } fetchedCreatedAt })
             {
-                decided ??= new Dictionary<string, byte[]?>(StringComparer.Ordinal);
                 decided.TryAdd(fetchedId, fetchedCreatedAt);
             }
         }
@@ -189,7 +188,6 @@ public sealed partial class RedisResultBackend : IResultBackend
             var step = batch[i];
             if (step.State is { } state)
             {
-                decided ??= new Dictionary<string, byte[]?>(StringComparer.Ordinal);
                 if (!decided.TryGetValue(state.TaskId, out var createdAt))
                 {
                     createdAt = _createdAt.TryGetValue(state.TaskId, out var remembered) ? remembered : null;
@@ -708,7 +706,6 @@ public sealed partial class RedisResultBackend : IResultBackend
         }
     }
 
-    /// <summary>Splits machinery's state JSON around the CreatedAt value (the last <c>"CreatedAt":"</c>: it follows Results).</summary>
     /// <summary>The state's JSON with <paramref name="createdAt"/> in place of its own CreatedAt value.</summary>
     private static byte[] WithCreatedAt(byte[] json, byte[] createdAt)
     {
@@ -725,6 +722,7 @@ public sealed partial class RedisResultBackend : IResultBackend
         return whole;
     }
 
+    /// <summary>Splits machinery's state JSON around the CreatedAt value (the last <c>"CreatedAt":"</c>: it follows Results).</summary>
     private static (ReadOnlyMemory<byte> Head, ReadOnlyMemory<byte> CreatedAt, ReadOnlyMemory<byte> Tail) SplitAtCreatedAt(byte[] json)
     {
         var start = json.AsSpan().LastIndexOf(CreatedAtProperty);

@@ -212,15 +212,14 @@ internal sealed class RedisMessageConsumer : IMessageConsumer
                     continue;
                 }
 
-                if (fetched == room)
-                {
-                    idleWait = firstIdleWait;
-                    continue;
-                }
-
                 if (fetched > 0)
                 {
                     idleWait = firstIdleWait;
+                }
+
+                if (fetched == room)
+                {
+                    continue;
                 }
 
                 // Fewer than asked, or none: the queue was empty, and the script set the idle flag; the next push
