@@ -89,8 +89,8 @@ internal static class RedisScripts
     /// heartbeat is missing: a consumer that was declared dead heartbeats again before it takes more work, so no
     /// in-flight list ever fills without a live heartbeat and a registry entry. Levels are numbers. When it found fewer than
     /// asked (the queue is empty now) it sets the idle flag (see <see cref="WakeFunction"/>), so the consumer waits for
-    /// the next push rather than asking again to learn that the queue is empty. Returns (level, body, deaths) triples: deaths is how many
-    /// consumers died holding the message (see <see cref="Recover"/>), read only while the death counts are not
+    /// the next push rather than asking again to learn that the queue is empty. Each message's deaths is how many
+    /// consumers died holding it (see <see cref="Recover"/>), read only while the death counts are not
     /// empty, so a fleet where nobody died pays one EXISTS per batch.
     /// Each list is taken with one LMPOP of up to the count still wanted and one RPUSH of what it gave (Redis 7.0 and
     /// later, ARGV[4] = '1'), or with an LMOVE per message; either keeps the messages' order. With ARGV[5] = '1' (not

@@ -263,7 +263,7 @@ public sealed class ConveyorClient
                 EnqueueCapacity,
                 MaxEnqueueBatch,
                 EnqueueWritesInFlight,
-                startInline: true); // a producer at a modest rate waits for each publish: spare it a hop
+                inlineStart: InlineStart.Always); // a producer at a modest rate waits for each publish: spare it a hop
             if (Interlocked.CompareExchange(ref _enqueuer, created, null) is { } raced)
             {
                 _ = created.DisposeAsync().AsTask();

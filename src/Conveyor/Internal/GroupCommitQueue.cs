@@ -18,8 +18,7 @@ internal sealed class GroupCommitQueue<T> : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private readonly int _maxWritesInFlight;
-    private readonly bool _startInline;
-    private readonly bool _startInlineWhenIdle;
+    private readonly InlineStart _inlineStart;
     private volatile bool _completed;
     private int _lastBatch;
 
@@ -28,19 +27,13 @@ internal sealed class GroupCommitQueue<T> : IAsyncDisposable
     /// <param name="capacity">Items waiting at most; adding more waits (backpressure on the callers).</param>
     /// <param name="maxBatch">Items per write at most.</param>
     /// <param name="maxWritesInFlight">Writes at once: 1 keeps batches in order (a task's STARTED before its SUCCESS).</param>
-    /// <param name="startInline">
-    /// Whether a caller that finds nothing queued and a write slot free starts its one-item batch itself (see
-    /// <see cref="TryStartWriteInline"/>): a thread hop less per item under low load, at the price of smaller batches
-    /// when the writes keep up with the callers.
+    /// <param name="inlineStart">
+    /// When a caller that finds nothing queued and a write slot free starts its one-item batch itself (see
+    /// <see cref="TryStartWriteInline"/>): a thread hop less per item under low load.
     /// </param>
-    /// <param name="startInlineWhenIdle">
-    /// Whether to start inline only while the previous write carried one item (a queue at low load, where the hop
-    /// is the latency): under load the writes stay batched even when they keep up with the callers.
-    /// </param>
-    public GroupCommitQueue(Func<List<T>, CancellationToken, ValueTask> write, int capacity, int maxBatch, int maxWritesInFlight = 1, bool startInline = false, bool startInlineWhenIdle = false)
+    public GroupCommitQueue(Func<List<T>, CancellationToken, ValueTask> write, int capacity, int maxBatch, int maxWritesInFlight = 1, InlineStart inlineStart = InlineStart.Never)
     {
-        _startInline = startInline;
-        _startInlineWhenIdle = startInlineWhenIdle;
+        _inlineStart = inlineStart;
         _write = write;
         _maxBatch = maxBatch;
         _writes = new SemaphoreSlim(maxWritesInFlight, maxWritesInFlight);
@@ -91,7 +84,8 @@ internal sealed class GroupCommitQueue<T> : IAsyncDisposable
     /// </summary>
     private bool TryStartWriteInline(T item, TaskCompletionSource? done)
     {
-        if (!(_startInline || (_startInlineWhenIdle && Volatile.Read(ref _lastBatch) <= 1)) || _completed || _channel.Reader.Count != 0 || !_writes.Wait(0))
+        var allowed = _inlineStart == InlineStart.Always || (_inlineStart == InlineStart.WhenIdle && Volatile.Read(ref _lastBatch) <= 1);
+        if (!allowed || _completed || _channel.Reader.Count != 0 || !_writes.Wait(0))
         {
             return false;
         }
@@ -206,4 +200,20 @@ internal sealed class GroupCommitQueue<T> : IAsyncDisposable
     }
 
     private readonly record struct Entry(T Item, TaskCompletionSource? Done);
+}
+
+/// <summary>When a <see cref="GroupCommitQueue{T}"/> caller starts its own one-item write instead of the loop.</summary>
+internal enum InlineStart
+{
+    /// <summary>Never: every write goes through the loop.</summary>
+    Never,
+
+    /// <summary>
+    /// While the previous write carried one item (a queue at low load, where the hop is the latency): under load the
+    /// writes stay batched even when they keep up with the callers (inline starts then split the batches).
+    /// </summary>
+    WhenIdle,
+
+    /// <summary>Whenever nothing is queued and a write slot is free, at the price of smaller batches when the writes keep up.</summary>
+    Always,
 }

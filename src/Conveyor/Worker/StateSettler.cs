@@ -38,7 +38,7 @@ internal sealed class StateSettler : IAsyncDisposable
         _hardStop = hardStop;
         // At low load a runner starts its task's one-item write itself (a thread hop less on the latency path);
         // under load the batches stay whole.
-        _queue = new GroupCommitQueue<Steps>(WriteAsync, Capacity, MaxBatch, startInlineWhenIdle: true);
+        _queue = new GroupCommitQueue<Steps>(WriteAsync, Capacity, MaxBatch, inlineStart: InlineStart.WhenIdle);
     }
 
     /// <summary>Queues a state (and an acknowledgement after it) without waiting for the write.</summary>

@@ -19,7 +19,7 @@ public sealed class GroupCommitQueueTests
             },
             capacity: 16,
             maxBatch: 8,
-            startInline: true);
+            inlineStart: InlineStart.Always);
 
         await queue.AddAsync(1, CancellationToken.None);
 
@@ -79,7 +79,7 @@ public sealed class GroupCommitQueueTests
             },
             capacity: 16,
             maxBatch: 8,
-            startInlineWhenIdle: true);
+            inlineStart: InlineStart.WhenIdle);
 
         async Task AddOnThisThreadAsync(int item)
         {
@@ -146,7 +146,7 @@ public sealed class GroupCommitQueueTests
             },
             capacity: 64,
             maxBatch: 16,
-            startInline: true);
+            inlineStart: InlineStart.Always);
 
         // Four producers, each adding its own increasing sequence: each sequence must be written in order.
         const int perProducer = 2_000;
@@ -184,7 +184,7 @@ public sealed class GroupCommitQueueTests
             },
             capacity: 16,
             maxBatch: 8,
-            startInline: true);
+            inlineStart: InlineStart.Always);
 
         await queue.AddAsync(1, CancellationToken.None); // inline: held in its write
         var completing = queue.CompleteAsync();
